@@ -1,1 +1,541 @@
-//! placeholder: being written
+//! The `internal` dialect (seed 000): `POST /api/service/internal/webhook-subscription/{verb}`,
+//! snake_case fields, `wsub_…` ids, `status: active|inactive`, the secret in the create answer as
+//! `webhook_signing_secret`, errors as `{"error": {code, message, type}}`.
+//!
+//! The seed documents only `create` (and Ivy's pages `update`). `get`, `list`, `delete` and
+//! `trigger-test` are this project's guesses in the same style (the emulator serves them, see
+//! `docs/ivy-emulator.md`). A real Ivy may lack them: a 404/405 without the dialect's error body
+//! is a missing route, reported as [`IvyError::Unsupported`], and from then on
+//! [`IvyApi::capabilities`] says so (a missing `get` falls back to scanning `list`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{
+    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, follow_up_key, json_value,
+    str_field,
+};
+use super::{
+    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
+    RemoteSubscription, SigningSecret, SubscriptionPatch, SubscriptionRequest,
+};
+
+const PREFIX: [&str; 4] = ["api", "service", "internal", "webhook-subscription"];
+const PAGE_SIZE: usize = 100;
+const MAX_PAGES: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Active,
+    Inactive,
+}
+
+impl From<bool> for Status {
+    fn from(active: bool) -> Self {
+        if active {
+            Status::Active
+        } else {
+            Status::Inactive
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    endpoint_url: &'a str,
+    event_types: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct UpdateBody<'a> {
+    subscription_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_types: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+}
+
+#[derive(Serialize)]
+struct ById<'a> {
+    subscription_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ListBody<'a> {
+    limit: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    id: String,
+    endpoint_url: String,
+    event_types: Vec<String>,
+    status: Status,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl From<Subscription> for RemoteSubscription {
+    fn from(s: Subscription) -> Self {
+        RemoteSubscription {
+            id: s.id,
+            url: s.endpoint_url,
+            events: s.event_types,
+            description: s.description,
+            active: Some(s.status == Status::Active),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    #[serde(flatten)]
+    subscription: Subscription,
+    webhook_signing_secret: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    data: Vec<Subscription>,
+    has_more: bool,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Deleted {
+    deleted: bool,
+}
+
+/// `{"error": {"code", "message", "type"}}`.
+fn parse_error(body: &[u8]) -> Option<ErrorBody> {
+    let value = json_value(body)?;
+    let error = value.get("error")?;
+    if !error.is_object() {
+        return None;
+    }
+    Some(ErrorBody {
+        message: str_field(error, "message"),
+        code: str_field(error, "code"),
+        kind: str_field(error, "type"),
+    })
+}
+
+/// The `internal` dialect client. Verbs the server turns out to lack are remembered.
+pub struct InternalClient {
+    transport: Transport,
+    has_get: AtomicBool,
+    has_list: AtomicBool,
+    has_delete: AtomicBool,
+    has_trigger: AtomicBool,
+}
+
+impl InternalClient {
+    pub(crate) fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            has_get: AtomicBool::new(true),
+            has_list: AtomicBool::new(true),
+            has_delete: AtomicBool::new(true),
+            has_trigger: AtomicBool::new(true),
+        }
+    }
+
+    fn flag(&self, operation: &str) -> Option<&AtomicBool> {
+        match operation {
+            "get" => Some(&self.has_get),
+            "list" => Some(&self.has_list),
+            "delete" => Some(&self.has_delete),
+            "trigger_test" => Some(&self.has_trigger),
+            _ => None,
+        }
+    }
+
+    /// Sends `body` to `…/webhook-subscription/{verb}`; non-2xx answers become errors, and a
+    /// missing route is remembered for [`IvyApi::capabilities`].
+    async fn post(
+        &self,
+        verb: &str,
+        operation: &'static str,
+        id: &str,
+        body: impl Serialize,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<RawResponse, IvyError> {
+        if let Some(flag) = self.flag(operation)
+            && !flag.load(Ordering::Relaxed)
+        {
+            return Err(unsupported(operation));
+        }
+        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], verb];
+        let mut call = Call::new(Method::POST, &segments).json(body)?;
+        if let Some(key) = key {
+            call = call.idempotency_key(key);
+        }
+        let response = self.transport.send(call).await?;
+        if response.is_success() {
+            return Ok(response);
+        }
+        let err = classify(
+            &self.transport,
+            &response,
+            &Classify {
+                dialect: Dialect::Internal,
+                operation,
+                id,
+                parse_error,
+                // create and update are documented; any other verb may be missing.
+                route_may_be_missing: self.flag(operation).is_some(),
+            },
+        );
+        if let (IvyError::Unsupported { .. }, Some(flag)) = (&err, self.flag(operation)) {
+            flag.store(false, Ordering::Relaxed);
+        }
+        Err(err)
+    }
+
+    async fn scan_for(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| IvyError::NotFound { id: id.to_owned() })
+    }
+}
+
+fn unsupported(operation: &'static str) -> IvyError {
+    IvyError::Unsupported {
+        dialect: Dialect::Internal.as_str(),
+        operation,
+    }
+}
+
+#[async_trait]
+impl IvyApi for InternalClient {
+    fn dialect(&self) -> Dialect {
+        Dialect::Internal
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let list = self.has_list.load(Ordering::Relaxed);
+        Capabilities {
+            get: self.has_get.load(Ordering::Relaxed),
+            list,
+            delete: self.has_delete.load(Ordering::Relaxed),
+            description: true,
+            active_flag: true,
+            per_subscription_secret: true,
+            trigger_test: self.has_trigger.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn create(
+        &self,
+        request: &SubscriptionRequest,
+        key: &IdempotencyKey,
+    ) -> Result<CreatedSubscription, IvyError> {
+        let body = CreateBody {
+            endpoint_url: &request.url,
+            event_types: &request.events,
+            description: request.description.as_deref(),
+        };
+        let response = self.post("create", "create", "", body, Some(key)).await?;
+        let created: Created = decode("create", &response)?;
+        let secret = SigningSecret::new(created.webhook_signing_secret);
+        let mut subscription = RemoteSubscription::from(created.subscription);
+        if !request.active && subscription.active != Some(false) {
+            // The create body has no status; switch it off with the documented update.
+            let patch = SubscriptionPatch {
+                active: Some(false),
+                ..Default::default()
+            };
+            match self
+                .update(&subscription.id, &patch, &follow_up_key(key, "deactivate"))
+                .await
+            {
+                Ok(updated) => subscription = updated,
+                // Never lose the one-time secret over this; the caller sees `active` is still
+                // true and corrects it later.
+                Err(err) => tracing::warn!(
+                    subscription_id = %subscription.id,
+                    error = %err,
+                    "created an Ivy subscription but could not deactivate it yet"
+                ),
+            }
+        }
+        Ok(CreatedSubscription {
+            subscription,
+            signing_secret: Some(secret),
+        })
+    }
+
+    async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
+        if self.has_get.load(Ordering::Relaxed) {
+            let body = ById {
+                subscription_id: id,
+            };
+            match self.post("get", "get", id, body, None).await {
+                Ok(response) => return Ok(decode::<Subscription>("get", &response)?.into()),
+                Err(IvyError::Unsupported { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.scan_for(id).await.map_err(|err| match err {
+            IvyError::Unsupported { .. } => unsupported("get"),
+            other => other,
+        })
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        patch: &SubscriptionPatch,
+        key: &IdempotencyKey,
+    ) -> Result<RemoteSubscription, IvyError> {
+        let body = UpdateBody {
+            subscription_id: id,
+            endpoint_url: patch.url.as_deref(),
+            event_types: patch.events.as_deref(),
+            description: patch.description.as_deref(),
+            status: patch.active.map(Status::from),
+        };
+        let response = self.post("update", "update", id, body, Some(key)).await?;
+        Ok(decode::<Subscription>("update", &response)?.into())
+    }
+
+    async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
+        let body = ById {
+            subscription_id: id,
+        };
+        let response = self.post("delete", "delete", id, body, Some(key)).await?;
+        let deleted: Deleted = decode("delete", &response)?;
+        if deleted.deleted {
+            Ok(())
+        } else {
+            Err(IvyError::Transient {
+                message: format!("Ivy answered deleted=false for {id}"),
+            })
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let body = ListBody {
+                limit: PAGE_SIZE,
+                cursor: cursor.as_deref(),
+            };
+            let response = self.post("list", "list", "", body, None).await?;
+            let page: Page = decode("list", &response)?;
+            let got = page.data.len();
+            all.extend(page.data.into_iter().map(RemoteSubscription::from));
+            match page.next_cursor {
+                Some(next) if page.has_more && got > 0 => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
+        Err(IvyError::MalformedResponse {
+            operation: "list",
+            message: format!("the list did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
+        let body = ById {
+            subscription_id: id,
+        };
+        self.post("trigger-test", "trigger_test", id, body, None)
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivy::client::test_support::*;
+
+    fn client(stub: &Stub) -> InternalClient {
+        InternalClient::new(transport(stub.addr))
+    }
+
+    fn key() -> IdempotencyKey {
+        IdempotencyKey::new("idem-2").unwrap()
+    }
+
+    const SUB: &str = r#"{"id":"wsub_1234567890","endpoint_url":"https://your-domain.com/webhooks/ivy",
+        "event_types":["checkout_session.completed","payout.paid"],"status":"active",
+        "description":"Production","created_at":"2024-01-15T10:30:00Z"}"#;
+
+    fn request(active: bool) -> SubscriptionRequest {
+        SubscriptionRequest {
+            url: "https://your-domain.com/webhooks/ivy".into(),
+            events: vec!["checkout_session.completed".into(), "payout.paid".into()],
+            description: Some("Production".into()),
+            active,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_matches_the_seed_example() {
+        // The seed's own example answer.
+        let seed_answer =
+            SUB.replacen('{', r#"{"webhook_signing_secret":"whsec_abc123def456","#, 1);
+        let stub = stub(vec![answer(200, &seed_answer)]).await;
+        let created = client(&stub).create(&request(true), &key()).await.unwrap();
+        assert_eq!(created.subscription.id, "wsub_1234567890");
+        assert_eq!(created.subscription.active, Some(true));
+        assert_eq!(
+            created.signing_secret.unwrap().expose(),
+            "whsec_abc123def456"
+        );
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            seen.path_and_query,
+            "/api/service/internal/webhook-subscription/create"
+        );
+        let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"endpoint_url":"https://your-domain.com/webhooks/ivy",
+                "event_types":["checkout_session.completed","payout.paid"],"description":"Production"})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inactive_create_is_followed_by_a_status_update() {
+        let created = SUB.replacen('{', r#"{"webhook_signing_secret":"whsec_x","#, 1);
+        let inactive = SUB.replace("\"active\"", "\"inactive\"");
+        let stub = stub(vec![answer(200, &created), answer(200, &inactive)]).await;
+        let got = client(&stub).create(&request(false), &key()).await.unwrap();
+        assert_eq!(got.subscription.active, Some(false));
+        let seen = stub.seen.lock().unwrap()[1].clone();
+        assert!(seen.path_and_query.ends_with("/update"));
+        assert_eq!(
+            seen.body,
+            br#"{"subscription_id":"wsub_1234567890","status":"inactive"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_seeds_validation_error_keeps_code_and_message() {
+        let body = r#"{"error":{"code":"invalid_endpoint_url","message":"The provided endpoint URL is invalid. Must be a valid HTTPS URL.","type":"validation_error"}}"#;
+        let stub = stub(vec![answer(400, body)]).await;
+        let err = client(&stub)
+            .create(&request(true), &key())
+            .await
+            .unwrap_err();
+        match err {
+            IvyError::Validation { message, code } => {
+                assert!(message.contains("Must be a valid HTTPS URL"));
+                assert_eq!(code.as_deref(), Some("invalid_endpoint_url"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn update_sends_subscription_id_and_only_given_fields() {
+        let stub = stub(vec![answer(200, SUB)]).await;
+        let patch = SubscriptionPatch {
+            url: Some("https://x.example/h".into()),
+            active: Some(true),
+            ..Default::default()
+        };
+        client(&stub)
+            .update("wsub_1", &patch, &key())
+            .await
+            .unwrap();
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            seen.body,
+            br#"{"subscription_id":"wsub_1","endpoint_url":"https://x.example/h","status":"active"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_with_an_error_body_is_not_found() {
+        let body = r#"{"error":{"code":"resource_not_found","message":"no such subscription","type":"not_found_error"}}"#;
+        let stub = stub(vec![answer(404, body)]).await;
+        let c = client(&stub);
+        let err = c.get("wsub_gone").await.unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { id } if id == "wsub_gone"));
+        assert!(c.capabilities().get);
+    }
+
+    #[tokio::test]
+    async fn a_missing_route_is_unsupported_and_remembered() {
+        let stub = stub(vec![answer(404, "")]).await;
+        let c = client(&stub);
+        let key = key();
+        let err = c.delete("wsub_1", &key).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IvyError::Unsupported {
+                    operation: "delete",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!c.capabilities().delete);
+        // Not asked again.
+        let calls = stub.seen.lock().unwrap().len();
+        assert!(c.delete("wsub_1", &key).await.is_err());
+        assert_eq!(stub.seen.lock().unwrap().len(), calls);
+    }
+
+    #[tokio::test]
+    async fn a_missing_get_falls_back_to_the_list() {
+        let page = format!(r#"{{"data":[{SUB}],"has_more":false,"next_cursor":null}}"#);
+        let stub = stub(vec![
+            answer(405, r#"{"statusCode":405,"message":"Cannot POST"}"#),
+            answer(200, &page),
+        ])
+        .await;
+        let c = client(&stub);
+        let found = c.get("wsub_1234567890").await.unwrap();
+        assert_eq!(found.url, "https://your-domain.com/webhooks/ivy");
+        assert!(!c.capabilities().get);
+        let err = c.get("wsub_other").await.unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn list_follows_the_cursor() {
+        let first = format!(r#"{{"data":[{SUB}],"has_more":true,"next_cursor":"c1"}}"#);
+        let second = format!(r#"{{"data":[{SUB}],"has_more":false}}"#);
+        let stub = stub(vec![answer(200, &first), answer(200, &second)]).await;
+        assert_eq!(client(&stub).list().await.unwrap().len(), 2);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].body, br#"{"limit":100}"#);
+        assert_eq!(seen[1].body, br#"{"limit":100,"cursor":"c1"}"#);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_value_is_malformed() {
+        let stub = stub(vec![answer(200, &SUB.replace("\"active\"", "\"paused\""))]).await;
+        let err = client(&stub).get("wsub_1").await.unwrap_err();
+        assert!(matches!(err, IvyError::MalformedResponse { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_non_json_error_body_is_still_classified() {
+        let stub = stub(vec![answer(503, "<html>bad gateway</html>")]).await;
+        let err = client(&stub).list().await.unwrap_err();
+        assert!(matches!(err, IvyError::Transient { .. }), "{err:?}");
+    }
+}

@@ -1,1 +1,524 @@
-//! placeholder: being written
+//! The `rest` dialect (seed 003): resources under `/webhook`, UUID ids, the signing secret in
+//! the create answer as `secret`. Owns its wire types and its error-body parser.
+//!
+//! Choices where the seed is silent (the emulator serves the same, see `docs/ivy-emulator.md`):
+//! list answers `{items, total, limit, offset}`; errors are
+//! `{statusCode, error, code, message}`; the test event is `POST /webhook/{id}/test`, and a
+//! 404/405 there without an error body means the route does not exist (`Unsupported`).
+//! The seed's create takes no `active` flag, so an inactive subscription is created and then
+//! switched off with a `PUT`.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{
+    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, follow_up_key, json_value,
+    str_field,
+};
+use super::{
+    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
+    RemoteSubscription, SigningSecret, SubscriptionPatch, SubscriptionRequest,
+};
+
+/// Largest page the API serves.
+const PAGE_SIZE: usize = 100;
+/// Stops a server that never ends its list from keeping us busy forever (100k subscriptions).
+const MAX_PAGES: usize = 1000;
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    url: &'a str,
+    events: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+#[derive(Serialize, Default)]
+struct UpdateBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Webhook {
+    id: String,
+    url: String,
+    events: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+}
+
+impl From<Webhook> for RemoteSubscription {
+    fn from(w: Webhook) -> Self {
+        RemoteSubscription {
+            id: w.id,
+            url: w.url,
+            events: w.events,
+            description: w.description,
+            active: w.active,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreatedWebhook {
+    #[serde(flatten)]
+    webhook: Webhook,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    items: Vec<Webhook>,
+    #[serde(default)]
+    total: Option<usize>,
+}
+
+/// `{statusCode, error, code?, message}`; `message` may be a list of strings (NestJS-style
+/// validation errors), which is joined.
+fn parse_error(body: &[u8]) -> Option<ErrorBody> {
+    let value = json_value(body)?;
+    let message = match value.get("message") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    };
+    let code = str_field(&value, "code");
+    if message.is_none() && code.is_none() {
+        return None;
+    }
+    Some(ErrorBody {
+        message,
+        code,
+        kind: str_field(&value, "error"),
+    })
+}
+
+/// The `rest` dialect client.
+pub struct RestClient {
+    transport: Transport,
+}
+
+impl RestClient {
+    pub(crate) fn new(transport: Transport) -> Self {
+        Self { transport }
+    }
+
+    fn fail(&self, response: &RawResponse, operation: &'static str, id: &str) -> IvyError {
+        classify(
+            &self.transport,
+            response,
+            &Classify {
+                dialect: Dialect::Rest,
+                operation,
+                id,
+                parse_error,
+                route_may_be_missing: operation == "trigger_test",
+            },
+        )
+    }
+
+    async fn put(
+        &self,
+        id: &str,
+        body: &UpdateBody<'_>,
+        key: &IdempotencyKey,
+    ) -> Result<RemoteSubscription, IvyError> {
+        let segments = ["webhook", id];
+        let call = Call::new(Method::PUT, &segments)
+            .json(body)?
+            .idempotency_key(key);
+        let response = self.transport.send(call).await?;
+        if !response.is_success() {
+            return Err(self.fail(&response, "update", id));
+        }
+        Ok(decode::<Webhook>("update", &response)?.into())
+    }
+}
+
+#[async_trait]
+impl IvyApi for RestClient {
+    fn dialect(&self) -> Dialect {
+        Dialect::Rest
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            get: true,
+            list: true,
+            delete: true,
+            description: true,
+            active_flag: true,
+            per_subscription_secret: true,
+            trigger_test: true,
+        }
+    }
+
+    async fn create(
+        &self,
+        request: &SubscriptionRequest,
+        key: &IdempotencyKey,
+    ) -> Result<CreatedSubscription, IvyError> {
+        let body = CreateBody {
+            url: &request.url,
+            events: &request.events,
+            description: request.description.as_deref(),
+        };
+        let call = Call::new(Method::POST, &["webhook"])
+            .json(&body)?
+            .idempotency_key(key);
+        let response = self.transport.send(call).await?;
+        if !response.is_success() {
+            return Err(self.fail(&response, "create", ""));
+        }
+        let created: CreatedWebhook = decode("create", &response)?;
+        let secret = SigningSecret::new(created.secret);
+        let mut subscription = RemoteSubscription::from(created.webhook);
+        if !request.active && subscription.active != Some(false) {
+            let off = UpdateBody {
+                active: Some(false),
+                ..Default::default()
+            };
+            match self
+                .put(&subscription.id, &off, &follow_up_key(key, "deactivate"))
+                .await
+            {
+                Ok(updated) => subscription = updated,
+                // The secret is in hand and must reach the caller; the subscription is simply
+                // still active, which the caller sees in `active` and corrects on its next pass.
+                Err(err) => tracing::warn!(
+                    subscription_id = %subscription.id,
+                    error = %err,
+                    "created an Ivy subscription but could not deactivate it yet"
+                ),
+            }
+        }
+        Ok(CreatedSubscription {
+            subscription,
+            signing_secret: Some(secret),
+        })
+    }
+
+    async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
+        let segments = ["webhook", id];
+        let response = self
+            .transport
+            .send(Call::new(Method::GET, &segments))
+            .await?;
+        if !response.is_success() {
+            return Err(self.fail(&response, "get", id));
+        }
+        Ok(decode::<Webhook>("get", &response)?.into())
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        patch: &SubscriptionPatch,
+        key: &IdempotencyKey,
+    ) -> Result<RemoteSubscription, IvyError> {
+        let body = UpdateBody {
+            url: patch.url.as_deref(),
+            events: patch.events.as_deref(),
+            description: patch.description.as_deref(),
+            active: patch.active,
+        };
+        self.put(id, &body, key).await
+    }
+
+    async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
+        let segments = ["webhook", id];
+        let call = Call::new(Method::DELETE, &segments).idempotency_key(key);
+        let response = self.transport.send(call).await?;
+        if !response.is_success() {
+            return Err(self.fail(&response, "delete", id));
+        }
+        // The seed documents no body for a delete; the status says it all.
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let query = [
+                ("limit", PAGE_SIZE.to_string()),
+                ("offset", all.len().to_string()),
+            ];
+            let call = Call::new(Method::GET, &["webhook"]).query(&query);
+            let response = self.transport.send(call).await?;
+            if !response.is_success() {
+                return Err(self.fail(&response, "list", ""));
+            }
+            let page: Page = decode("list", &response)?;
+            let got = page.items.len();
+            all.extend(page.items.into_iter().map(RemoteSubscription::from));
+            let finished = got < PAGE_SIZE || page.total.is_some_and(|t| all.len() >= t);
+            if finished {
+                return Ok(all);
+            }
+        }
+        Err(IvyError::MalformedResponse {
+            operation: "list",
+            message: format!("the list did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
+        let segments = ["webhook", id, "test"];
+        let response = self
+            .transport
+            .send(Call::new(Method::POST, &segments))
+            .await?;
+        if !response.is_success() {
+            return Err(self.fail(&response, "trigger_test", id));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivy::client::test_support::*;
+    use crate::ivy::error::ConflictKind;
+
+    fn client(stub: &Stub) -> RestClient {
+        RestClient::new(transport(stub.addr))
+    }
+
+    fn key() -> IdempotencyKey {
+        IdempotencyKey::new("idem-1").unwrap()
+    }
+
+    fn request(active: bool) -> SubscriptionRequest {
+        SubscriptionRequest {
+            url: "https://shop.example/hook".into(),
+            events: vec!["order_created".into(), "test".into()],
+            description: Some("mine".into()),
+            active,
+        }
+    }
+
+    const WEBHOOK: &str = r#"{"id":"3f1c0000-0000-4000-8000-000000000001","url":"https://shop.example/hook",
+        "events":["order_created","test"],"description":"mine","active":true,
+        "created_at":"2024-01-15T10:30:00Z","updated_at":"2024-01-15T10:30:00Z"}"#;
+
+    fn created_body() -> String {
+        WEBHOOK.replacen('{', r#"{"secret":"whsec_abc","#, 1)
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_fields_and_returns_the_secret() {
+        let stub = stub(vec![answer(201, &created_body())]).await;
+        let created = client(&stub).create(&request(true), &key()).await.unwrap();
+        assert_eq!(
+            created.subscription.id,
+            "3f1c0000-0000-4000-8000-000000000001"
+        );
+        assert_eq!(created.subscription.active, Some(true));
+        assert_eq!(created.subscription.description.as_deref(), Some("mine"));
+        assert_eq!(created.signing_secret.unwrap().expose(), "whsec_abc");
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            (seen.method.as_str(), seen.path_and_query.as_str()),
+            ("POST", "/webhook")
+        );
+        assert_eq!(seen.headers["idempotency-key"], "idem-1");
+        let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"url":"https://shop.example/hook","events":["order_created","test"],"description":"mine"})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inactive_create_is_followed_by_a_put() {
+        let inactive = WEBHOOK.replace("\"active\":true", "\"active\":false");
+        let stub = stub(vec![answer(201, &created_body()), answer(200, &inactive)]).await;
+        let created = client(&stub).create(&request(false), &key()).await.unwrap();
+        assert_eq!(created.subscription.active, Some(false));
+        let seen = stub.seen.lock().unwrap()[1].clone();
+        assert_eq!(seen.method, "PUT");
+        assert_eq!(
+            seen.path_and_query,
+            "/webhook/3f1c0000-0000-4000-8000-000000000001"
+        );
+        assert_eq!(seen.body, br#"{"active":false}"#);
+        assert_eq!(seen.headers["idempotency-key"], "idem-1:deactivate");
+    }
+
+    #[tokio::test]
+    async fn a_failed_deactivation_still_returns_the_secret() {
+        let stub = stub(vec![answer(201, &created_body()), answer(503, "")]).await;
+        let created = client(&stub).create(&request(false), &key()).await.unwrap();
+        assert_eq!(created.subscription.active, Some(true));
+        assert!(created.signing_secret.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_create_answer_without_secret_is_malformed() {
+        let stub = stub(vec![answer(201, WEBHOOK)]).await;
+        let err = client(&stub)
+            .create(&request(true), &key())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IvyError::MalformedResponse {
+                    operation: "create",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn update_sends_only_the_given_fields() {
+        let stub = stub(vec![answer(200, WEBHOOK)]).await;
+        let patch = SubscriptionPatch {
+            events: Some(vec!["test".into()]),
+            ..Default::default()
+        };
+        client(&stub).update("abc", &patch, &key()).await.unwrap();
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(seen.method, "PUT");
+        assert_eq!(seen.body, br#"{"events":["test"]}"#);
+    }
+
+    #[tokio::test]
+    async fn list_walks_every_page() {
+        let item = |i: usize| WEBHOOK.replace("000000000001", &format!("{i:012}"));
+        let page = |from: usize, n: usize| {
+            let items: Vec<String> = (from..from + n).map(item).collect();
+            format!(
+                r#"{{"items":[{}],"total":150,"limit":100,"offset":{from}}}"#,
+                items.join(",")
+            )
+        };
+        let stub = stub(vec![
+            answer(200, &page(0, 100)),
+            answer(200, &page(100, 50)),
+        ])
+        .await;
+        let all = client(&stub).list().await.unwrap();
+        assert_eq!(all.len(), 150);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].path_and_query, "/webhook?limit=100&offset=0");
+        assert_eq!(seen[1].path_and_query, "/webhook?limit=100&offset=100");
+    }
+
+    #[tokio::test]
+    async fn validation_errors_keep_ivys_message_and_code() {
+        let body = r#"{"statusCode":400,"error":"Bad Request","code":"invalid_url","message":"url must be https"}"#;
+        let stub = stub(vec![answer(400, body)]).await;
+        let err = client(&stub)
+            .create(&request(true), &key())
+            .await
+            .unwrap_err();
+        match err {
+            IvyError::Validation { message, code } => {
+                assert_eq!(message, "url must be https");
+                assert_eq!(code.as_deref(), Some("invalid_url"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_list_valued_message_is_joined() {
+        let body = r#"{"statusCode":400,"error":"Bad Request","message":["a","b"]}"#;
+        let stub = stub(vec![answer(400, body)]).await;
+        let err = client(&stub).get("x").await.unwrap_err();
+        assert!(matches!(err, IvyError::Validation { message, .. } if message == "a; b"));
+    }
+
+    #[tokio::test]
+    async fn conflicts_say_which_kind() {
+        let dup =
+            r#"{"statusCode":409,"error":"Conflict","code":"duplicate_url","message":"taken"}"#;
+        let idem = r#"{"statusCode":409,"error":"Conflict","code":"idempotency_error","message":"reused"}"#;
+        let stub = stub(vec![answer(409, dup), answer(409, idem)]).await;
+        let c = client(&stub);
+        let first = c.create(&request(true), &key()).await.unwrap_err();
+        let second = c.create(&request(true), &key()).await.unwrap_err();
+        assert!(matches!(
+            first,
+            IvyError::Conflict {
+                kind: ConflictKind::DuplicateUrl,
+                ..
+            }
+        ));
+        assert!(matches!(
+            second,
+            IvyError::Conflict {
+                kind: ConflictKind::IdempotencyKeyReused,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn get_of_an_unknown_id_is_not_found_even_without_a_body() {
+        let stub = stub(vec![answer(404, "")]).await;
+        let err = client(&stub).get("nope").await.unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { id } if id == "nope"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_test_route_is_unsupported() {
+        let stub = stub(vec![answer(404, "")]).await;
+        let err = client(&stub).trigger_test("x").await.unwrap_err();
+        assert!(matches!(
+            err,
+            IvyError::Unsupported {
+                dialect: "rest",
+                operation: "trigger_test"
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn malformed_success_bodies_are_malformed_responses() {
+        for body in ["", "not json", "{\"id\":1}", "[]"] {
+            let stub = stub(vec![answer(200, body)]).await;
+            let err = client(&stub).get("x").await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IvyError::MalformedResponse {
+                        operation: "get",
+                        ..
+                    }
+                ),
+                "{body:?}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limits_carry_retry_after() {
+        let mut limited = answer(429, "");
+        limited.headers.push(("retry-after", "12".into()));
+        let stub = stub(vec![limited]).await;
+        let err = client(&stub).list().await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(12)));
+    }
+}

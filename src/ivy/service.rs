@@ -1,1 +1,423 @@
-//! placeholder: being written
+//! The `service` dialect (seed 001, the API Ivy's current SDKs call):
+//! `POST /api/service/webhook-subscription/{create,update,list,delete,ping}`, camelCase fields,
+//! errors as `{message, category, code, param?, docUrl?}`.
+//!
+//! It has no `get` (a get scans `list`), no description, no active flag and no
+//! per-subscription secret: the signing secret belongs to the merchant app, so a create returns
+//! `signing_secret: None` and the operator takes the app's secret from its configuration.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{
+    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, json_value, str_field,
+};
+use super::{
+    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
+    RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
+};
+
+const PREFIX: [&str; 3] = ["api", "service", "webhook-subscription"];
+const PAGE_SIZE: usize = 100;
+const MAX_PAGES: usize = 1000;
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    url: &'a str,
+    events: &'a [String],
+}
+
+#[derive(Serialize)]
+struct UpdateBody<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<&'a [String]>,
+}
+
+#[derive(Serialize)]
+struct ById<'a> {
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ListBody {
+    limit: usize,
+    skip: usize,
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    id: String,
+    url: String,
+    events: Vec<String>,
+}
+
+impl From<Subscription> for RemoteSubscription {
+    fn from(s: Subscription) -> Self {
+        RemoteSubscription {
+            id: s.id,
+            url: s.url,
+            events: s.events,
+            description: None,
+            active: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Subscription>,
+    has_next: bool,
+}
+
+#[derive(Deserialize)]
+struct Success {
+    success: bool,
+}
+
+/// `{message, category, code, param?, docUrl?}`.
+fn parse_error(body: &[u8]) -> Option<ErrorBody> {
+    let value = json_value(body)?;
+    let message = str_field(&value, "message");
+    let code = str_field(&value, "code");
+    let category = str_field(&value, "category");
+    if message.is_none() && code.is_none() && category.is_none() {
+        return None;
+    }
+    Some(ErrorBody {
+        message,
+        code,
+        kind: category,
+    })
+}
+
+/// The `service` dialect client.
+pub struct ServiceClient {
+    transport: Transport,
+}
+
+impl ServiceClient {
+    pub(crate) fn new(transport: Transport) -> Self {
+        Self { transport }
+    }
+
+    async fn post(
+        &self,
+        verb: &str,
+        operation: &'static str,
+        id: &str,
+        body: impl Serialize,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<RawResponse, IvyError> {
+        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], verb];
+        let mut call = Call::new(Method::POST, &segments).json(body)?;
+        if let Some(key) = key {
+            call = call.idempotency_key(key);
+        }
+        let response = self.transport.send(call).await?;
+        if response.is_success() {
+            return Ok(response);
+        }
+        Err(classify(
+            &self.transport,
+            &response,
+            &Classify {
+                dialect: Dialect::Service,
+                operation,
+                id,
+                parse_error,
+                route_may_be_missing: false,
+            },
+        ))
+    }
+
+    fn expect_success(
+        operation: &'static str,
+        id: &str,
+        response: &RawResponse,
+    ) -> Result<(), IvyError> {
+        let answer: Success = decode(operation, response)?;
+        if answer.success {
+            Ok(())
+        } else {
+            Err(IvyError::Transient {
+                message: format!("Ivy answered success=false to {operation} {id}"),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl IvyApi for ServiceClient {
+    fn dialect(&self) -> Dialect {
+        Dialect::Service
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            get: false,
+            list: true,
+            delete: true,
+            description: false,
+            active_flag: false,
+            per_subscription_secret: false,
+            trigger_test: true,
+        }
+    }
+
+    async fn create(
+        &self,
+        request: &SubscriptionRequest,
+        key: &IdempotencyKey,
+    ) -> Result<CreatedSubscription, IvyError> {
+        // description and active have no field in this dialect (see capabilities()).
+        let body = CreateBody {
+            url: &request.url,
+            events: &request.events,
+        };
+        let response = self.post("create", "create", "", body, Some(key)).await?;
+        let created: Subscription = decode("create", &response)?;
+        Ok(CreatedSubscription {
+            subscription: created.into(),
+            signing_secret: None,
+        })
+    }
+
+    async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| IvyError::NotFound { id: id.to_owned() })
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        patch: &SubscriptionPatch,
+        key: &IdempotencyKey,
+    ) -> Result<RemoteSubscription, IvyError> {
+        if patch.url.is_none() && patch.events.is_none() {
+            // Nothing this dialect can change; answer with what Ivy holds.
+            return self.get(id).await;
+        }
+        let body = UpdateBody {
+            id,
+            url: patch.url.as_deref(),
+            events: patch.events.as_deref(),
+        };
+        let response = self.post("update", "update", id, body, Some(key)).await?;
+        Ok(decode::<Subscription>("update", &response)?.into())
+    }
+
+    async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
+        let response = self
+            .post("delete", "delete", id, ById { id }, Some(key))
+            .await?;
+        Self::expect_success("delete", id, &response)
+    }
+
+    async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let body = ListBody {
+                limit: PAGE_SIZE,
+                skip: all.len(),
+            };
+            let response = self.post("list", "list", "", body, None).await?;
+            let page: Page = decode("list", &response)?;
+            let got = page.items.len();
+            all.extend(page.items.into_iter().map(RemoteSubscription::from));
+            if !page.has_next || got == 0 {
+                return Ok(all);
+            }
+        }
+        Err(IvyError::MalformedResponse {
+            operation: "list",
+            message: format!("the list did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
+        self.post("ping", "trigger_test", id, ById { id }, None)
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivy::client::test_support::*;
+    use crate::ivy::error::ConflictKind;
+
+    fn client(stub: &Stub) -> ServiceClient {
+        ServiceClient::new(transport(stub.addr))
+    }
+
+    fn key() -> IdempotencyKey {
+        IdempotencyKey::new("idem-3").unwrap()
+    }
+
+    const SUB: &str = r#"{"id":"65a4c0ffee","merchant":"m1","merchantApp":"app1",
+        "url":"https://shop.example/hook","events":["order_created"],
+        "createdAt":"2024-01-15T10:30:00Z","updatedAt":"2024-01-15T10:30:00Z"}"#;
+
+    fn request() -> SubscriptionRequest {
+        SubscriptionRequest {
+            url: "https://shop.example/hook".into(),
+            events: vec!["order_created".into()],
+            description: Some("dropped".into()),
+            active: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_sends_url_and_events_only_and_has_no_secret() {
+        let stub = stub(vec![answer(200, SUB)]).await;
+        let created = client(&stub).create(&request(), &key()).await.unwrap();
+        assert!(created.signing_secret.is_none());
+        assert_eq!(created.subscription.id, "65a4c0ffee");
+        assert_eq!(created.subscription.description, None);
+        assert_eq!(created.subscription.active, None);
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            seen.path_and_query,
+            "/api/service/webhook-subscription/create"
+        );
+        assert_eq!(
+            seen.body,
+            br#"{"url":"https://shop.example/hook","events":["order_created"]}"#
+        );
+        assert_eq!(seen.headers["idempotency-key"], "idem-3");
+    }
+
+    #[tokio::test]
+    async fn get_scans_the_list_pages() {
+        let other = SUB.replace("65a4c0ffee", "other");
+        let first = format!(r#"{{"items":[{other}],"count":2,"hasNext":true,"skip":0}}"#);
+        let second = format!(r#"{{"items":[{SUB}],"count":2,"hasNext":false,"skip":1}}"#);
+        let stub = stub(vec![answer(200, &first), answer(200, &second)]).await;
+        let found = client(&stub).get("65a4c0ffee").await.unwrap();
+        assert_eq!(found.events, vec!["order_created".to_owned()]);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].body, br#"{"limit":100,"skip":0}"#);
+        assert_eq!(seen[1].body, br#"{"limit":100,"skip":1}"#);
+    }
+
+    #[tokio::test]
+    async fn get_of_an_absent_id_is_not_found() {
+        let page = r#"{"items":[],"count":0,"hasNext":false,"skip":0}"#;
+        let stub = stub(vec![answer(200, page)]).await;
+        let err = client(&stub).get("nope").await.unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { id } if id == "nope"));
+    }
+
+    #[tokio::test]
+    async fn an_update_without_url_or_events_sends_nothing_to_update() {
+        let page = format!(r#"{{"items":[{SUB}],"count":1,"hasNext":false,"skip":0}}"#);
+        let stub = stub(vec![answer(200, &page)]).await;
+        let patch = SubscriptionPatch {
+            description: Some("x".into()),
+            ..Default::default()
+        };
+        client(&stub)
+            .update("65a4c0ffee", &patch, &key())
+            .await
+            .unwrap();
+        let seen = stub.seen.lock().unwrap().clone();
+        assert!(seen.iter().all(|s| s.path_and_query.ends_with("/list")));
+    }
+
+    #[tokio::test]
+    async fn delete_checks_success() {
+        let stub = stub(vec![
+            answer(200, r#"{"success":true}"#),
+            answer(200, r#"{"success":false}"#),
+        ])
+        .await;
+        let c = client(&stub);
+        c.delete("a", &key()).await.unwrap();
+        assert!(matches!(
+            c.delete("a", &key()).await,
+            Err(IvyError::Transient { .. })
+        ));
+        assert_eq!(stub.seen.lock().unwrap()[0].body, br#"{"id":"a"}"#);
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_read_by_category_and_code() {
+        let dup = r#"{"message":"url already used","category":"invalid_request_error","code":"duplicate_url"}"#;
+        let idem = r#"{"message":"key reused","category":"idempotency_error","code":"idempotency_key_reused"}"#;
+        let bad = r#"{"message":"unknown event","category":"invalid_request_error","code":"invalid_events","param":"events"}"#;
+        let stub = stub(vec![answer(409, dup), answer(409, idem), answer(400, bad)]).await;
+        let c = client(&stub);
+        let a = c.create(&request(), &key()).await.unwrap_err();
+        let b = c.create(&request(), &key()).await.unwrap_err();
+        let v = c.create(&request(), &key()).await.unwrap_err();
+        assert!(
+            matches!(
+                a,
+                IvyError::Conflict {
+                    kind: ConflictKind::DuplicateUrl,
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        assert!(
+            matches!(
+                b,
+                IvyError::Conflict {
+                    kind: ConflictKind::IdempotencyKeyReused,
+                    ..
+                }
+            ),
+            "{b:?}"
+        );
+        assert!(matches!(v, IvyError::Validation { code: Some(c), .. } if c == "invalid_events"));
+    }
+
+    #[tokio::test]
+    async fn a_404_on_update_is_not_found() {
+        let stub = stub(vec![answer(404, "")]).await;
+        let patch = SubscriptionPatch {
+            url: Some("https://a.example/".into()),
+            ..Default::default()
+        };
+        let err = client(&stub)
+            .update("gone", &patch, &key())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { id } if id == "gone"));
+    }
+
+    #[tokio::test]
+    async fn ping_posts_the_id() {
+        let stub = stub(vec![answer(200, r#"{"success":true}"#)]).await;
+        client(&stub).trigger_test("abc").await.unwrap();
+        let seen = stub.seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            seen.path_and_query,
+            "/api/service/webhook-subscription/ping"
+        );
+        assert_eq!(seen.body, br#"{"id":"abc"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_list_body_is_malformed() {
+        let stub = stub(vec![answer(200, r#"{"items":[{"id":"#)]).await;
+        let err = client(&stub).list().await.unwrap_err();
+        assert!(matches!(
+            err,
+            IvyError::MalformedResponse {
+                operation: "list",
+                ..
+            }
+        ));
+    }
+}
