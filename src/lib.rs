@@ -8,3 +8,4 @@ pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod ivy;
+pub mod operator;

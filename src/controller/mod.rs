@@ -1,1 +1,131 @@
-//! placeholder
+//! The controller: watches `WebhookSubscription`s (and the Secrets it manages) and reconciles
+//! each through the finalizer into [`apply`] or [`cleanup`].
+
+pub mod apply;
+pub mod backoff;
+pub mod cleanup;
+pub mod context;
+pub mod desired;
+pub mod error;
+pub mod events;
+pub mod marker;
+pub mod metrics;
+pub mod secret;
+pub mod status;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+pub use context::{Context, ControllerConfig};
+pub use error::Error;
+
+use crate::crd::{FINALIZER, WebhookSubscription};
+
+/// The one field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "ivy-webhook-operator";
+
+/// Label selector of the Secrets the controller watches (and only these).
+pub fn managed_secret_selector() -> String {
+    format!("{}={}", secret::LABEL_MANAGED_BY, secret::MANAGED_BY)
+}
+
+/// Reconciles one resource: dispatches to apply or cleanup through the finalizer.
+pub async fn reconcile(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = sub.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<WebhookSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, sub, |event| async {
+        match event {
+            FinalizerEvent::Apply(sub) => apply::apply(sub, ctx.clone()).await,
+            FinalizerEvent::Cleanup(sub) => cleanup::cleanup(sub, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let label = match &result {
+        Ok(_) => "success",
+        Err(e) => e.metric_label(),
+    };
+    ctx.metrics.observe_reconcile(label, started);
+    result
+}
+
+/// Decides when to retry after a failed reconcile: per-object exponential backoff with jitter,
+/// never sooner than a `Retry-After` Ivy sent.
+pub fn error_policy(sub: Arc<WebhookSubscription>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/{}",
+        sub.namespace().unwrap_or_default(),
+        sub.name_any()
+    );
+    let delay = ctx.backoff.next_delay(&key, error.retry_after());
+    warn!(%key, error = %error_chain(error), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// `error: cause: cause` on one line, for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs the controller until `shutdown` resolves. `on_ready` is called once the watches have
+/// listed everything (caches synced), for `/readyz`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    on_ready: impl FnOnce() + Send + 'static,
+) {
+    let client: Client = ctx.client.clone();
+    let (subs, secrets): (Api<WebhookSubscription>, Api<Secret>) =
+        match &ctx.config.watch_namespace {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+    let secret_watch = watcher::Config::default().labels(&managed_secret_selector());
+    let controller = Controller::new(subs, watcher::Config::default().any_semantic())
+        .owns(secrets, secret_watch)
+        .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown);
+    let store = controller.store();
+    let mut on_ready = Some(on_ready);
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            info!("caches synced");
+            if let Some(ready) = on_ready.take() {
+                ready();
+            }
+        }
+    });
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
+                Err(error) => tracing::debug!(error = %error_chain(&error), "reconcile error"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}

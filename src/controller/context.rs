@@ -1,0 +1,131 @@
+//! Everything a reconcile needs, built once in `main` and shared by all reconciles.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::controller::backoff::Backoff;
+use crate::controller::metrics::Metrics;
+use crate::ivy::{SharedIvyApi, SigningSecret};
+
+/// The controller's typed configuration (see `docs/configuration.md`).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Namespace to watch; `None` watches all namespaces.
+    pub watch_namespace: Option<String>,
+    /// How often an unchanged resource is checked against Ivy for drift.
+    pub resync_interval: Duration,
+    /// How long both secrets stay valid during a rotation before the old subscription goes.
+    pub rotation_grace_period: Duration,
+    /// First delay after a transient failure.
+    pub backoff_base: Duration,
+    /// Longest delay between retries.
+    pub backoff_max: Duration,
+    /// How often a Secret conflict or a bad API key is looked at again.
+    pub recheck_interval: Duration,
+    /// Reconciles that may run at once.
+    pub concurrency: u16,
+    /// This replica's name (the pod name), shown as the reporting instance of Events.
+    pub instance_name: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            watch_namespace: None,
+            resync_interval: Duration::from_secs(600),
+            rotation_grace_period: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            recheck_interval: Duration::from_secs(60),
+            concurrency: 4,
+            instance_name: None,
+        }
+    }
+}
+
+/// When a resource was last found in step with Ivy, and for which inputs.
+#[derive(Clone, Copy, Debug)]
+struct Verified {
+    at: Instant,
+    fingerprint: u64,
+}
+
+/// Remembers recent successful checks against Ivy so that reconciles triggered by the
+/// operator's own writes cost no Ivy call: at most one read per resync interval.
+#[derive(Debug, Default)]
+pub struct VerifiedCache {
+    entries: Mutex<HashMap<String, Verified>>,
+}
+
+impl VerifiedCache {
+    /// Whether `key` was verified with these inputs less than `max_age` ago.
+    pub fn is_fresh(&self, key: &str, fingerprint: u64, max_age: Duration) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|v| v.fingerprint == fingerprint && v.at.elapsed() < max_age)
+    }
+
+    pub fn record(&self, key: &str, fingerprint: u64) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                key.to_owned(),
+                Verified {
+                    at: Instant::now(),
+                    fingerprint,
+                },
+            );
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    pub client: Client,
+    pub ivy: SharedIvyApi,
+    /// The merchant app's signing secret, for the `service` dialect.
+    pub app_signing_secret: Option<SigningSecret>,
+    pub config: ControllerConfig,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub backoff: Backoff,
+    pub verified: VerifiedCache,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        ivy: SharedIvyApi,
+        app_signing_secret: Option<SigningSecret>,
+        config: ControllerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "ivy-webhook-operator".into(),
+            instance: config.instance_name.clone(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            client,
+            ivy,
+            app_signing_secret,
+            config,
+            metrics,
+            verified: VerifiedCache::default(),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors of one reconcile. Ivy's own failures are turned into conditions inside `apply`; what
+//! reaches `error_policy` is a failed Kubernetes call or a blocked cleanup.
+
+use crate::ivy::IvyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read Secret {name}")]
+    GetSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to apply Secret {name}")]
+    ApplySecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to apply status of {name}")]
+    ApplyStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to {action} at Ivy")]
+    Ivy {
+        action: &'static str,
+        #[source]
+        source: IvyError,
+    },
+    #[error("cleanup is blocked: {reason}")]
+    CleanupBlocked { reason: String },
+    #[error("resource has no {0}")]
+    MissingObjectKey(&'static str),
+    #[error("finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::GetSecret { .. } | Error::ApplySecret { .. } => "secret_error",
+            Error::ApplyStatus { .. } => "status_error",
+            Error::Ivy { .. } => "ivy_error",
+            Error::CleanupBlocked { .. } => "cleanup_blocked",
+            Error::MissingObjectKey(_) => "invalid_object",
+            Error::Finalizer(_) => "finalizer_error",
+        }
+    }
+
+    /// The delay Ivy asked for, if this error carries one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Ivy { source, .. } => source.retry_after(),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

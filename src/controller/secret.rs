@@ -1,0 +1,300 @@
+//! The Secret receivers mount: its layout, who owns it, and the object the operator applies.
+//!
+//! The Secret is the operator's durable memory: the subscription id and its signing secret are
+//! written together in one write, before the id reaches the resource's status, so a crash at any
+//! point leaves either both or neither.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+
+use crate::crd::WebhookSubscription;
+use crate::ivy::SigningSecret;
+
+/// Key holding the current signing secret (`whsec_…`).
+pub const KEY_SIGNING_SECRET: &str = "signing-secret";
+/// Key holding the signing secret of the subscription being replaced during a rotation.
+pub const KEY_PREVIOUS_SIGNING_SECRET: &str = "previous-signing-secret";
+/// Key holding Ivy's id of the current subscription.
+pub const KEY_SUBSCRIPTION_ID: &str = "subscription-id";
+/// Key holding the URL Ivy delivers to.
+pub const KEY_URL: &str = "url";
+
+/// Label marking Secrets this operator manages (the controller watches only these).
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "ivy-webhook-operator";
+/// Label naming the WebhookSubscription a Secret belongs to.
+pub const LABEL_SUBSCRIPTION: &str = "webhooks.ivy.dev/subscription";
+
+/// Annotation: id of the subscription being replaced by a rotation (deleted after the grace period).
+pub const ANNOTATION_PREVIOUS_ID: &str = "webhooks.ivy.dev/previous-subscription-id";
+/// Annotation: the `rotate-secret` value the current secret answers.
+pub const ANNOTATION_ROTATION: &str = "webhooks.ivy.dev/rotation";
+/// Annotation: when the last rotation stored its new secret (RFC 3339).
+pub const ANNOTATION_ROTATED_AT: &str = "webhooks.ivy.dev/rotated-at";
+/// Annotation: the `subscription-id` annotation value that was adopted.
+pub const ANNOTATION_ADOPTED: &str = "webhooks.ivy.dev/adopted-subscription-id";
+
+/// What the operator keeps in the Secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub subscription_id: Option<String>,
+    pub signing_secret: Option<SigningSecret>,
+    pub previous_signing_secret: Option<SigningSecret>,
+    pub previous_subscription_id: Option<String>,
+    pub rotation: Option<String>,
+    pub rotated_at: Option<Timestamp>,
+    pub adopted: Option<String>,
+    pub url: Option<String>,
+}
+
+/// The Secret of a resource, as found in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretOwnership {
+    /// No Secret of that name exists.
+    Absent,
+    /// The operator manages it for this resource.
+    Ours(StoredSecret),
+    /// Someone else's Secret (or another resource's): never touched.
+    Foreign { reason: String },
+}
+
+/// Decides whose Secret this is and reads what the operator stored in it.
+pub fn classify(secret: Option<&Secret>, sub: &WebhookSubscription) -> SecretOwnership {
+    let Some(secret) = secret else {
+        return SecretOwnership::Absent;
+    };
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    let name = sub.metadata.name.as_deref().unwrap_or_default();
+    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY) {
+        return SecretOwnership::Foreign {
+            reason: format!("it is not labelled {LABEL_MANAGED_BY}={MANAGED_BY}"),
+        };
+    }
+    if labels.get(LABEL_SUBSCRIPTION).map(String::as_str) != Some(name) {
+        return SecretOwnership::Foreign {
+            reason: "it belongs to another WebhookSubscription".into(),
+        };
+    }
+    let uid = sub.metadata.uid.as_deref().unwrap_or_default();
+    let controller = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
+    if let Some(owner) = controller
+        && owner.uid != uid
+    {
+        // A Secret left by an earlier resource of the same name that is still being collected.
+        return SecretOwnership::Foreign {
+            reason: format!("it is still owned by {} {}", owner.kind, owner.uid),
+        };
+    }
+    // No controller owner: a Secret kept by `deletionPolicy: Orphan` for a resource of this
+    // name, which this resource takes back together with the subscription it names.
+    SecretOwnership::Ours(read_stored(secret))
+}
+
+fn read_stored(secret: &Secret) -> StoredSecret {
+    let data = secret.data.clone().unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    let annotation = |key: &str| annotations.get(key).cloned().filter(|v| !v.is_empty());
+    StoredSecret {
+        subscription_id: text(KEY_SUBSCRIPTION_ID),
+        signing_secret: text(KEY_SIGNING_SECRET).map(SigningSecret::new),
+        previous_signing_secret: text(KEY_PREVIOUS_SIGNING_SECRET).map(SigningSecret::new),
+        previous_subscription_id: annotation(ANNOTATION_PREVIOUS_ID),
+        rotation: annotation(ANNOTATION_ROTATION),
+        rotated_at: annotation(ANNOTATION_ROTATED_AT).and_then(|t| t.parse().ok()),
+        adopted: annotation(ANNOTATION_ADOPTED),
+        url: text(KEY_URL),
+    }
+}
+
+/// The complete Secret the operator applies for `stored`. With `owned == false` (orphaning) the
+/// owner reference is left out so garbage collection keeps the Secret.
+pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: bool) -> Secret {
+    let mut data = BTreeMap::new();
+    let mut put = |key: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            data.insert(key.to_owned(), ByteString(value.as_bytes().to_vec()));
+        }
+    };
+    put(KEY_SUBSCRIPTION_ID, stored.subscription_id.as_deref());
+    put(
+        KEY_SIGNING_SECRET,
+        stored.signing_secret.as_ref().map(SigningSecret::expose),
+    );
+    put(
+        KEY_PREVIOUS_SIGNING_SECRET,
+        stored
+            .previous_signing_secret
+            .as_ref()
+            .map(SigningSecret::expose),
+    );
+    put(KEY_URL, stored.url.as_deref());
+
+    let mut annotations = BTreeMap::new();
+    let mut note = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            annotations.insert(key.to_owned(), value);
+        }
+    };
+    note(
+        ANNOTATION_PREVIOUS_ID,
+        stored.previous_subscription_id.clone(),
+    );
+    note(ANNOTATION_ROTATION, stored.rotation.clone());
+    note(
+        ANNOTATION_ROTATED_AT,
+        stored.rotated_at.map(|t| t.to_string()),
+    );
+    note(ANNOTATION_ADOPTED, stored.adopted.clone());
+
+    let name = sub.metadata.name.clone().unwrap_or_default();
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_SUBSCRIPTION.to_owned(), name),
+    ]);
+    let owner_references = owned.then(|| owner_reference(sub)).flatten().map(|r| vec![r]);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(sub.secret_name()),
+            namespace: sub.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references,
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+fn owner_reference(sub: &WebhookSubscription) -> Option<OwnerReference> {
+    let mut reference = sub.controller_owner_ref(&())?;
+    // blockOwnerDeletion would need `update` on the finalizers subresource; the finalizer
+    // already orders deletion, so it is not worth the extra permission.
+    reference.block_owner_deletion = None;
+    Some(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::test_support::{secret_of, sub};
+
+    fn stored() -> StoredSecret {
+        StoredSecret {
+            subscription_id: Some("sub-1".into()),
+            signing_secret: Some(SigningSecret::new("whsec_new")),
+            url: Some("https://shop.example.com/hook".into()),
+            rotation: Some("r1".into()),
+            ..StoredSecret::default()
+        }
+    }
+
+    #[test]
+    fn desired_secret_holds_id_secret_and_url_with_labels_and_owner() {
+        let sub = sub();
+        let secret = desired_secret(&sub, &stored(), true);
+        let data = secret.data.clone().unwrap();
+        assert_eq!(data[KEY_SIGNING_SECRET].0, b"whsec_new");
+        assert_eq!(data[KEY_SUBSCRIPTION_ID].0, b"sub-1");
+        assert_eq!(data[KEY_URL].0, b"https://shop.example.com/hook");
+        assert!(!data.contains_key(KEY_PREVIOUS_SIGNING_SECRET));
+        assert_eq!(secret.metadata.name.as_deref(), Some("orders-ivy-webhook"));
+        let labels = secret.metadata.labels.clone().unwrap();
+        assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+        assert_eq!(labels[LABEL_SUBSCRIPTION], "orders");
+        let owner = &secret.metadata.owner_references.clone().unwrap()[0];
+        assert_eq!(owner.uid, "uid-1");
+        assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_secret_beside_the_new_one() {
+        let mut rotating = stored();
+        rotating.previous_signing_secret = Some(SigningSecret::new("whsec_old"));
+        rotating.previous_subscription_id = Some("sub-0".into());
+        let secret = desired_secret(&sub(), &rotating, true);
+        assert_eq!(
+            secret.data.clone().unwrap()[KEY_PREVIOUS_SIGNING_SECRET].0,
+            b"whsec_old"
+        );
+        assert_eq!(
+            secret.metadata.annotations.unwrap()[ANNOTATION_PREVIOUS_ID],
+            "sub-0"
+        );
+    }
+
+    #[test]
+    fn orphaned_secret_has_no_owner() {
+        let secret = desired_secret(&sub(), &stored(), false);
+        assert!(secret.metadata.owner_references.is_none());
+    }
+
+    #[test]
+    fn stored_values_read_back_unchanged() {
+        let mut original = stored();
+        original.rotated_at = Some("2026-11-22T10:00:00Z".parse().unwrap());
+        original.previous_subscription_id = Some("sub-0".into());
+        let secret = desired_secret(&sub(), &original, true);
+        assert_eq!(
+            classify(Some(&secret), &sub()),
+            SecretOwnership::Ours(original)
+        );
+    }
+
+    #[test]
+    fn unlabelled_secret_is_foreign() {
+        let secret = secret_of("orders-ivy-webhook", BTreeMap::new(), None);
+        assert!(matches!(
+            classify(Some(&secret), &sub()),
+            SecretOwnership::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn secret_of_another_resource_is_foreign() {
+        let labels = BTreeMap::from([
+            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+            (LABEL_SUBSCRIPTION.to_owned(), "payments".to_owned()),
+        ]);
+        let secret = secret_of("orders-ivy-webhook", labels, None);
+        assert!(matches!(
+            classify(Some(&secret), &sub()),
+            SecretOwnership::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn secret_still_owned_by_a_deleted_namesake_is_foreign() {
+        let labels = BTreeMap::from([
+            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+            (LABEL_SUBSCRIPTION.to_owned(), "orders".to_owned()),
+        ]);
+        let secret = secret_of("orders-ivy-webhook", labels, Some("old-uid"));
+        assert!(matches!(
+            classify(Some(&secret), &sub()),
+            SecretOwnership::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_secret_is_absent() {
+        assert_eq!(classify(None, &sub()), SecretOwnership::Absent);
+    }
+}

@@ -1,0 +1,1 @@
+//! Reconcile paths against kube's mock client.

@@ -1,0 +1,156 @@
+//! Command-line flags; each also reads an environment variable (see `docs/configuration.md`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::ivy::Dialect;
+
+/// Keeps Ivy webhook subscriptions in step with WebhookSubscription resources.
+#[derive(Debug, Parser)]
+#[command(name = "ivy-webhook-operator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Run(Box<RunArgs>),
+    /// Print the WebhookSubscription CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Base URL of Ivy's API, e.g. https://api.getivy.de (production),
+    /// https://api.sand.getivy.de (sandbox) or the emulator's http://127.0.0.1:PORT.
+    #[arg(long, env = "IVY_BASE_URL")]
+    pub ivy_base_url: url::Url,
+
+    /// File holding the Ivy API key (e.g. a mounted Secret). Takes precedence over IVY_API_KEY.
+    #[arg(long, env = "IVY_API_KEY_FILE")]
+    pub ivy_api_key_file: Option<PathBuf>,
+
+    /// The Ivy API key itself, when no key file is given.
+    #[arg(long, env = "IVY_API_KEY", hide_env_values = true, hide = true)]
+    pub ivy_api_key: Option<String>,
+
+    /// Which shape of Ivy's API to speak.
+    #[arg(long, env = "IVY_DIALECT", value_enum, default_value = "rest")]
+    pub ivy_dialect: Dialect,
+
+    /// File holding the merchant app's signing secret (required for the `service` dialect,
+    /// whose subscriptions have no secret of their own).
+    #[arg(long, env = "IVY_APP_SIGNING_SECRET_FILE")]
+    pub app_signing_secret_file: Option<PathBuf>,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// How often an unchanged resource is checked against Ivy for drift (e.g. 10m, 90s).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// How long a rotation keeps the previous secret and subscription before removing them.
+    #[arg(long, env = "ROTATION_GRACE_PERIOD", default_value = "5m", value_parser = parse_duration)]
+    pub rotation_grace_period: Duration,
+
+    /// Timeout of each request to Ivy.
+    #[arg(long, env = "IVY_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub ivy_request_timeout: Duration,
+
+    /// Elect a leader through a coordination.k8s.io Lease so that only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_NAME", default_value = "ivy-webhook-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Lease duration: how long a dead leader blocks a takeover.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// This replica's name, for Events and the Lease holder identity (default: a random id).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Reconciles that may run at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `ivy_webhook_operator=debug,kube=info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Parses `90s`, `10m`, `1h30m`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_friendly_form() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from([
+            "ivy-webhook-operator",
+            "run",
+            "--ivy-base-url",
+            "http://127.0.0.1:1",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.ivy_dialect, Dialect::Rest);
+        assert_eq!(args.resync_interval, Duration::from_secs(600));
+        assert_eq!(args.metrics_addr.port(), 8080);
+        assert!(!args.leader_election);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

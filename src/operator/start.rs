@@ -1,0 +1,202 @@
+//! Wires the process together from the flags: Ivy client, kube client, metrics, server,
+//! leader election, controller, and an orderly shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::controller::metrics::{InstrumentedIvy, Metrics};
+use crate::controller::{self, Context, ControllerConfig};
+use crate::ivy::{ApiKey, ClientConfig, Dialect, SigningSecret, build_ivy_client};
+use crate::operator::cli::RunArgs;
+use crate::operator::leader::Leadership;
+use crate::operator::server::{self, Health};
+
+/// How the process ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM / SIGINT).
+    Stopped,
+    /// Another replica took the Lease; the process exits so it restarts as a standby.
+    LostLeadership,
+}
+
+/// Runs the operator until SIGTERM / SIGINT or, with leader election, until leadership is lost.
+pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let api_key = read_api_key(&args)?;
+    let app_signing_secret = read_app_signing_secret(&args)?;
+    if args.ivy_dialect == Dialect::Service && app_signing_secret.is_none() {
+        bail!("the service dialect needs --app-signing-secret-file: its subscriptions have no secret of their own");
+    }
+
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to build a Kubernetes client (in-cluster or KUBECONFIG)")?;
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let mut ivy_config = ClientConfig::new(args.ivy_base_url.clone(), api_key, args.ivy_dialect);
+    ivy_config.request_timeout = args.ivy_request_timeout;
+    let http = crate::ivy::client::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
+    let ivy = Arc::new(InstrumentedIvy::new(build_ivy_client(ivy_config, http), metrics.clone()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(forward_signals(stop_tx));
+
+    let health = Arc::new(Health::default());
+    let (addr, server_task) = server::bind(
+        args.metrics_addr,
+        server::router(registry, health.clone()),
+        wait_for(stop_rx.clone()),
+    )
+    .await
+    .with_context(|| format!("failed to listen on {}", args.metrics_addr))?;
+    info!(%addr, dialect = %args.ivy_dialect, base_url = %args.ivy_base_url, "metrics and health server listening");
+
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("ivy-webhook-operator-{}", uuid::Uuid::new_v4().simple()));
+    let config = ControllerConfig {
+        watch_namespace: args.watch_namespace.clone(),
+        resync_interval: args.resync_interval,
+        rotation_grace_period: args.rotation_grace_period,
+        concurrency: args.concurrency,
+        instance_name: Some(identity.clone()),
+        ..ControllerConfig::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        ivy,
+        app_signing_secret,
+        config,
+        metrics,
+    ));
+
+    let mut leadership = None;
+    if args.leader_election {
+        let namespace = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let mut lease = Leadership::compete(
+            client,
+            &namespace,
+            &args.lease_name,
+            &identity,
+            args.lease_duration,
+        )
+        .await
+        .context("failed to start leader election")?;
+        // A standby is healthy and ready to take over; it must not block rolling updates.
+        health.set_ready(true);
+        info!(%identity, lease = %args.lease_name, %namespace, "waiting to become the leader");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            acquired = lease.acquired() => {
+                if !acquired {
+                    bail!("leader election stopped before this replica became the leader");
+                }
+            }
+            _ = stop.wait_for(|stopped| *stopped) => {
+                lease.release().await;
+                let _ = server_task.await;
+                return Ok(Exit::Stopped);
+            }
+        }
+        info!(%identity, "became the leader");
+        health.set_ready(false);
+        leadership = Some(lease);
+    }
+
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    if let Some(lease) = &leadership {
+        let mut state = lease.subscribe();
+        tokio::spawn(async move {
+            if state.wait_for(|leader| !*leader).await.is_ok() {
+                let _ = lost_tx.send(true);
+            }
+        });
+    }
+    let controller_stop = {
+        let mut stop = stop_rx.clone();
+        let mut lost = lost_rx.clone();
+        async move {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                _ = lost.wait_for(|l| *l) => {}
+            }
+        }
+    };
+    let ready = health.clone();
+    controller::run(ctx, controller_stop, move || ready.set_ready(true)).await;
+    health.set_ready(false);
+
+    let lost = *lost_rx.borrow_and_update();
+    if let Some(lease) = leadership {
+        if lost {
+            warn!("lost the leader lease; exiting so that this replica restarts as a standby");
+        } else {
+            lease.release().await;
+        }
+    }
+    // The server stops with the stop signal; after a lost lease, stop it here.
+    server_task.abort();
+    Ok(if lost { Exit::LostLeadership } else { Exit::Stopped })
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Turns SIGTERM / SIGINT into the stop signal.
+async fn forward_signals(stop: watch::Sender<bool>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => info!("SIGTERM received; finishing in-flight reconciles"),
+        _ = tokio::signal::ctrl_c() => info!("interrupt received; finishing in-flight reconciles"),
+    }
+    let _ = stop.send(true);
+    // A second signal, or a shutdown that hangs, ends the process anyway.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    warn!("shutdown took too long; exiting");
+    std::process::exit(1);
+}
+
+fn read_api_key(args: &RunArgs) -> anyhow::Result<ApiKey> {
+    let key = match (&args.ivy_api_key_file, &args.ivy_api_key) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the Ivy API key file {}", path.display()))?,
+        (None, Some(key)) => key.clone(),
+        (None, None) => bail!("no Ivy API key: set --ivy-api-key-file or IVY_API_KEY"),
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        bail!("the Ivy API key is empty");
+    }
+    Ok(ApiKey::new(key))
+}
+
+fn read_app_signing_secret(args: &RunArgs) -> anyhow::Result<Option<SigningSecret>> {
+    let Some(path) = &args.app_signing_secret_file else {
+        return Ok(None);
+    };
+    let secret = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the app signing secret file {}", path.display()))?;
+    let secret = secret.trim();
+    if secret.is_empty() {
+        bail!("the app signing secret file {} is empty", path.display());
+    }
+    Ok(Some(SigningSecret::new(secret)))
+}
