@@ -20,17 +20,15 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
+use crate::controller::FIELD_MANAGER;
 use crate::controller::context::Context;
 use crate::controller::desired::{changed_fields, desired_request, drift_patch, rotation_url};
 use crate::controller::error::{Error, Result};
 use crate::controller::events;
-use crate::controller::marker::{
-    idempotency_key, is_marked_for, patch_parts, request_parts,
-};
+use crate::controller::marker::{idempotency_key, is_marked_for, patch_parts, request_parts};
 use crate::controller::secret::{SecretOwnership, StoredSecret, classify, desired_secret};
 use crate::controller::status::{Outcome, Reason, compute_status};
 use crate::controller::validate::{SpecError, validate};
-use crate::controller::FIELD_MANAGER;
 use crate::crd::{ANNOTATION_ADOPT, ANNOTATION_ROTATE, WebhookSubscription};
 use crate::ivy::error::ConflictKind;
 use crate::ivy::{ErrorClass, IvyError, RemoteSubscription, SigningSecret};
@@ -45,6 +43,9 @@ pub(crate) struct Target {
     pub secret_name: String,
     pub secrets: Api<Secret>,
     pub subs: Api<WebhookSubscription>,
+    /// What this reconcile last wrote to the Secret, so that unchanged content is not written
+    /// twice.
+    persisted: std::sync::Mutex<Option<StoredSecret>>,
 }
 
 impl Target {
@@ -62,7 +63,15 @@ impl Target {
             sub,
             uid,
             name,
+            persisted: std::sync::Mutex::new(None),
         })
+    }
+
+    fn persisted(&self) -> Option<StoredSecret> {
+        self.persisted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads the resource's Secret.
@@ -88,6 +97,10 @@ impl Target {
                 source,
             })?;
         debug!(secret = %self.secret_name, "applied Secret");
+        *self
+            .persisted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(stored.clone());
         Ok(())
     }
 
@@ -184,7 +197,9 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
         SecretOwnership::Absent => StoredSecret::default(),
         SecretOwnership::Ours(stored) => stored,
     };
-    let needs_owner = existing.as_ref().is_some_and(|s| !is_controlled_by(s, &target.uid));
+    let needs_owner = existing
+        .as_ref()
+        .is_some_and(|s| !is_controlled_by(s, &target.uid));
 
     match converge(&target, &ctx, stored, needs_owner).await {
         Ok((outcome, next_check)) => {
@@ -216,7 +231,12 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
     }
 }
 
-async fn finish(target: &Target, ctx: &Context, outcome: Outcome, action: Action) -> Result<Action> {
+async fn finish(
+    target: &Target,
+    ctx: &Context,
+    outcome: Outcome,
+    action: Action,
+) -> Result<Action> {
     target.write_status(ctx, &outcome).await?;
     Ok(action)
 }
@@ -231,7 +251,12 @@ fn is_controlled_by(secret: &Secret, uid: &str) -> bool {
 }
 
 /// The condition and the next try for a failed Ivy call.
-fn ivy_failure(target: &Target, ctx: &Context, action: &str, error: &IvyError) -> (Outcome, Action) {
+fn ivy_failure(
+    target: &Target,
+    ctx: &Context,
+    action: &str,
+    error: &IvyError,
+) -> (Outcome, Action) {
     let text = format!("failed to {action}: {error}");
     match (error.class(), error) {
         (_, IvyError::Validation { message, .. }) => (
@@ -242,7 +267,13 @@ fn ivy_failure(target: &Target, ctx: &Context, action: &str, error: &IvyError) -
             ),
             Action::requeue(ctx.config.resync_interval),
         ),
-        (_, IvyError::Conflict { kind: ConflictKind::DuplicateUrl, .. }) => (
+        (
+            _,
+            IvyError::Conflict {
+                kind: ConflictKind::DuplicateUrl,
+                ..
+            },
+        ) => (
             Outcome::new(Reason::DuplicateUrl, text, None),
             Action::requeue(ctx.config.resync_interval),
         ),
@@ -324,7 +355,9 @@ async fn converge(
         Some(id) => {
             let fingerprint = fingerprint(sub, &stored);
             let rotation_pending = rotation_requested(sub, &stored).is_some();
-            if ctx.verified.is_fresh(&target.key, fingerprint, ctx.config.resync_interval)
+            if ctx
+                .verified
+                .is_fresh(&target.key, fingerprint, ctx.config.resync_interval)
                 && !rotation_pending
                 && !needs_owner
             {
@@ -349,13 +382,17 @@ async fn converge(
         stored.rotated_at = Some(Timestamp::now());
         next_check = next_check.min(ctx.config.rotation_grace_period);
     }
-    if stored != original || needs_owner {
+    let written = target.persisted();
+    let unchanged = match &written {
+        Some(last) => *last == stored,
+        None => stored == original && !needs_owner,
+    };
+    if !unchanged {
         target.write_secret(&stored, true).await?;
     }
 
     let id = stored.subscription_id.clone();
-    ctx.verified
-        .record(&target.key, fingerprint(sub, &stored));
+    ctx.verified.record(&target.key, fingerprint(sub, &stored));
     let outcome = if stored.signing_secret.is_none() {
         Outcome::new(
             Reason::SecretUnknown,
@@ -478,10 +515,18 @@ async fn create_and_store(
             kind: ConflictKind::DuplicateUrl,
             ..
         }) => return resolve_duplicate_url(target, ctx, stored, &request.url).await,
-        Err(error) => return Err(Interrupt::Ivy { action: "create the subscription", error }),
+        Err(error) => {
+            return Err(Interrupt::Ivy {
+                action: "create the subscription",
+                error,
+            });
+        }
     };
     let id = created.subscription.id.clone();
-    let secret = match created.signing_secret.or_else(|| ctx.app_signing_secret.clone()) {
+    let secret = match created
+        .signing_secret
+        .or_else(|| ctx.app_signing_secret.clone())
+    {
         Some(secret) => secret,
         None => {
             return Err(Interrupt::Stop {
@@ -518,7 +563,9 @@ async fn create_and_store(
         Purpose::Initial => ("Created", format!("created subscription {id} at Ivy")),
         Purpose::Replace { vanished } => (
             "Recreated",
-            format!("subscription {vanished} no longer exists at Ivy; created {id} with a new signing secret"),
+            format!(
+                "subscription {vanished} no longer exists at Ivy; created {id} with a new signing secret"
+            ),
         ),
         Purpose::Rotate { .. } => (
             "Rotated",
@@ -602,7 +649,9 @@ async fn resolve_duplicate_url(
         return Err(Interrupt::Stop {
             outcome: Outcome::new(
                 Reason::DuplicateUrl,
-                format!("Ivy already has a subscription for {url}; delete it at Ivy or adopt it with the annotation {ANNOTATION_ADOPT}"),
+                format!(
+                    "Ivy already has a subscription for {url}; delete it at Ivy or adopt it with the annotation {ANNOTATION_ADOPT}"
+                ),
                 None,
             ),
             retry: Action::requeue(ctx.config.resync_interval),
@@ -654,13 +703,20 @@ async fn adopt_subscription(
             return Err(Interrupt::Stop {
                 outcome: Outcome::new(
                     Reason::AdoptionFailed,
-                    format!("Ivy has no subscription {id} to adopt: correct or remove the annotation {ANNOTATION_ADOPT}"),
+                    format!(
+                        "Ivy has no subscription {id} to adopt: correct or remove the annotation {ANNOTATION_ADOPT}"
+                    ),
                     None,
                 ),
                 retry: Action::await_change(),
             });
         }
-        Err(error) => return Err(Interrupt::Ivy { action: "read the subscription to adopt", error }),
+        Err(error) => {
+            return Err(Interrupt::Ivy {
+                action: "read the subscription to adopt",
+                error,
+            });
+        }
     }
     stored.subscription_id = Some(id.to_owned());
     stored.adopted = target.sub.annotation(ANNOTATION_ADOPT).map(str::to_owned);
@@ -673,7 +729,13 @@ async fn adopt_subscription(
     stored.rotation = target.sub.annotation(ANNOTATION_ROTATE).map(str::to_owned);
     stored.url = Some(target.sub.spec.url.clone());
     target.write_secret(stored, true).await?;
-    events::normal(ctx, &target.sub, "Adopted", format!("adopted subscription {id} at Ivy")).await;
+    events::normal(
+        ctx,
+        &target.sub,
+        "Adopted",
+        format!("adopted subscription {id} at Ivy"),
+    )
+    .await;
     Ok(())
 }
 
@@ -698,10 +760,17 @@ async fn ensure_in_step(
             stored.subscription_id = None;
             stored.signing_secret = None;
             stored.adopted = None;
-            let purpose = Purpose::Replace { vanished: id.to_owned() };
+            let purpose = Purpose::Replace {
+                vanished: id.to_owned(),
+            };
             return Box::pin(create_and_store(target, ctx, stored, purpose)).await;
         }
-        Err(error) => return Err(Interrupt::Ivy { action: "read the subscription", error }),
+        Err(error) => {
+            return Err(Interrupt::Ivy {
+                action: "read the subscription",
+                error,
+            });
+        }
     };
     revert_drift(target, ctx, stored, &remote).await
 }
@@ -726,14 +795,20 @@ async fn revert_drift(
         .await
         .map_err(ivy("update the subscription"))?;
     let fields = changed_fields(&patch);
-    let spec_changed = sub.status.as_ref().and_then(|s| s.observed_generation)
-        != sub.metadata.generation;
+    let spec_changed =
+        sub.status.as_ref().and_then(|s| s.observed_generation) != sub.metadata.generation;
     let (reason, note) = if spec_changed {
-        ("Updated", format!("updated {fields} of subscription {} at Ivy", remote.id))
+        (
+            "Updated",
+            format!("updated {fields} of subscription {} at Ivy", remote.id),
+        )
     } else {
         (
             "DriftReverted",
-            format!("subscription {} was changed at Ivy ({fields}); restored the spec", remote.id),
+            format!(
+                "subscription {} was changed at Ivy ({fields}); restored the spec",
+                remote.id
+            ),
         )
     };
     info!(key = %target.key, subscription = %remote.id, fields = %fields, reason, "updated subscription at Ivy");
@@ -742,7 +817,12 @@ async fn revert_drift(
 }
 
 /// Starts a rotation: a new subscription with a new secret, the old one kept for the grace period.
-async fn rotate(target: &Target, ctx: &Context, stored: &mut StoredSecret, value: &str) -> Step<()> {
+async fn rotate(
+    target: &Target,
+    ctx: &Context,
+    stored: &mut StoredSecret,
+    value: &str,
+) -> Step<()> {
     if !ctx.ivy.capabilities().per_subscription_secret {
         stored.rotation = Some(value.to_owned());
         events::warning(
@@ -754,7 +834,9 @@ async fn rotate(target: &Target, ctx: &Context, stored: &mut StoredSecret, value
         .await;
         return Ok(());
     }
-    let purpose = Purpose::Rotate { value: value.to_owned() };
+    let purpose = Purpose::Rotate {
+        value: value.to_owned(),
+    };
     create_and_store(target, ctx, stored, purpose).await
 }
 
@@ -768,8 +850,11 @@ async fn finish_rotation_if_due(
     if stored.previous_subscription_id.is_none() && stored.previous_signing_secret.is_none() {
         return Ok(None);
     }
-    let grace = SignedDuration::try_from(ctx.config.rotation_grace_period).unwrap_or(SignedDuration::ZERO);
-    let due_at = stored.rotated_at.map(|t| t.saturating_add(grace).unwrap_or(t));
+    let grace =
+        SignedDuration::try_from(ctx.config.rotation_grace_period).unwrap_or(SignedDuration::ZERO);
+    let due_at = stored
+        .rotated_at
+        .map(|t| t.saturating_add(grace).unwrap_or(t));
     let now = Timestamp::now();
     if let Some(due_at) = due_at
         && due_at > now

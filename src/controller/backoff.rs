@@ -78,7 +78,10 @@ mod tests {
         for attempt in 0..10u32 {
             let delay = backoff.next_delay("ns/a", None);
             let ceiling = Duration::from_secs(1u64 << attempt).min(Duration::from_secs(60));
-            assert!(delay <= ceiling && delay >= ceiling / 2, "{delay:?} vs {ceiling:?}");
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "{delay:?} vs {ceiling:?}"
+            );
             ceilings.push(ceiling);
         }
         assert_eq!(backoff.failures("ns/a"), 10);

@@ -50,7 +50,10 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
             &ctx,
             sub,
             "Orphaned",
-            format!("kept subscription {id} at Ivy and Secret {} (deletionPolicy: Orphan)", target.secret_name),
+            format!(
+                "kept subscription {id} at Ivy and Secret {} (deletionPolicy: Orphan)",
+                target.secret_name
+            ),
         )
         .await;
         ctx.metrics.set_readiness(&target.key, None);
@@ -90,11 +93,18 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
                 if let Err(status_error) = target.write_status(&ctx, &outcome).await {
                     tracing::warn!(error = %status_error, "failed to report a blocked deletion");
                 }
-                Error::Ivy { action, source: error }
+                Error::Ivy {
+                    action,
+                    source: error,
+                }
             }
             Interrupt::Kube(error) => error,
-            Interrupt::Stop { outcome, .. } => Error::CleanupBlocked { reason: outcome.message },
-            Interrupt::RetrySoon => Error::CleanupBlocked { reason: "retrying".into() },
+            Interrupt::Stop { outcome, .. } => Error::CleanupBlocked {
+                reason: outcome.message,
+            },
+            Interrupt::RetrySoon => Error::CleanupBlocked {
+                reason: "retrying".into(),
+            },
         };
         return Err(error);
     }

@@ -104,10 +104,7 @@ mod tests {
         let request = desired_request(&sub, "uid-1", &sub.spec.url);
         assert_eq!(request.url, "https://shop.example.com/webhooks/ivy");
         assert_eq!(request.events, ["order_created", "refund_succeeded"]);
-        assert_eq!(
-            request.description.as_deref(),
-            Some("Orders [ivywh:uid-1]")
-        );
+        assert_eq!(request.description.as_deref(), Some("Orders [ivywh:uid-1]"));
         assert!(request.active);
     }
 

@@ -75,7 +75,11 @@ pub fn patch_parts(id: &str, patch: &SubscriptionPatch) -> Vec<String> {
     vec![
         id.to_owned(),
         patch.url.clone().unwrap_or_default(),
-        patch.events.as_ref().map(|e| e.join(",")).unwrap_or_default(),
+        patch
+            .events
+            .as_ref()
+            .map(|e| e.join(","))
+            .unwrap_or_default(),
         patch.description.clone().unwrap_or_default(),
         patch.active.map(|a| a.to_string()).unwrap_or_default(),
     ]

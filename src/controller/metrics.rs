@@ -94,7 +94,9 @@ impl Metrics {
 
     /// Number of reconciles with `result` so far.
     pub fn reconcile_count(&self, result: &'static str) -> u64 {
-        self.reconciles.get_or_create(&ResultLabels { result }).get()
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .get()
     }
 
     fn observe_ivy_call(&self, operation: &'static str, status: &'static str) {

@@ -47,7 +47,9 @@ pub fn managed_secret_selector() -> String {
 /// Reconciles one resource: dispatches to apply or cleanup through the finalizer.
 pub async fn reconcile(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let namespace = sub.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let namespace = sub
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<WebhookSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, sub, |event| async {
         match event {
@@ -68,11 +70,7 @@ pub async fn reconcile(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Resu
 /// Decides when to retry after a failed reconcile: per-object exponential backoff with jitter,
 /// never sooner than a `Retry-After` Ivy sent.
 pub fn error_policy(sub: Arc<WebhookSubscription>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/{}",
-        sub.namespace().unwrap_or_default(),
-        sub.name_any()
-    );
+    let key = format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any());
     let delay = ctx.backoff.next_delay(&key, error.retry_after());
     warn!(%key, error = %error_chain(error), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
     Action::requeue(delay)
@@ -98,11 +96,14 @@ pub async fn run(
     on_ready: impl FnOnce() + Send + 'static,
 ) {
     let client: Client = ctx.client.clone();
-    let (subs, secrets): (Api<WebhookSubscription>, Api<Secret>) =
-        match &ctx.config.watch_namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
-            None => (Api::all(client.clone()), Api::all(client)),
-        };
+    let (subs, secrets): (Api<WebhookSubscription>, Api<Secret>) = match &ctx.config.watch_namespace
+    {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
     let secret_watch = watcher::Config::default().labels(&managed_secret_selector());
     let controller = Controller::new(subs, watcher::Config::default().any_semantic())
         .owns(secrets, secret_watch)

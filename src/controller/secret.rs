@@ -167,7 +167,10 @@ pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: b
         (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
         (LABEL_SUBSCRIPTION.to_owned(), name),
     ]);
-    let owner_references = owned.then(|| owner_reference(sub)).flatten().map(|r| vec![r]);
+    let owner_references = owned
+        .then(|| owner_reference(sub))
+        .flatten()
+        .map(|r| vec![r]);
     Secret {
         metadata: ObjectMeta {
             name: Some(sub.secret_name()),

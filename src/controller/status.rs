@@ -76,7 +76,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn new(reason: Reason, message: impl Into<String>, subscription_id: Option<String>) -> Self {
+    pub fn new(
+        reason: Reason,
+        message: impl Into<String>,
+        subscription_id: Option<String>,
+    ) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -194,7 +198,10 @@ mod tests {
         assert_eq!(ready_of(&still_false).last_transition_time, Time(t0));
         sub.status = Some(still_false);
         let ok = Outcome::new(Reason::Subscribed, "ok", Some("s".into()));
-        assert_eq!(ready_of(&compute_status(&sub, &ok, t2)).last_transition_time, Time(t2));
+        assert_eq!(
+            ready_of(&compute_status(&sub, &ok, t2)).last_transition_time,
+            Time(t2)
+        );
     }
 
     #[test]

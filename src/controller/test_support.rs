@@ -187,7 +187,13 @@ impl IvyApi for FakeIvy {
 
     async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
         self.enter("list")?;
-        Ok(self.subscriptions.lock().unwrap().values().cloned().collect())
+        Ok(self
+            .subscriptions
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect())
     }
 
     async fn trigger_test(&self, _id: &str) -> Result<(), IvyError> {

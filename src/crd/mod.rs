@@ -74,7 +74,10 @@ pub struct WebhookSubscriptionSpec {
     /// Name of the Secret (in this namespace) that receives the signing secret.
     /// Defaults to "<metadata.name>-ivy-webhook". Immutable once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub secret_name: Option<String>,
 
     /// What happens at Ivy when this resource is deleted: Delete (default) removes the remote

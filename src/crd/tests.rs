@@ -114,8 +114,8 @@ fn omitted_active_and_policy_take_their_defaults() {
 #[test]
 fn schema_declares_events_as_a_set_of_known_names() {
     let crd = serde_json::to_value(WebhookSubscription::crd()).unwrap();
-    let events = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-        ["properties"]["events"];
+    let events = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["events"];
     assert_eq!(events["x-kubernetes-list-type"], "set");
     assert_eq!(events["minItems"], 1);
     let allowed = events["items"]["enum"].as_array().unwrap();

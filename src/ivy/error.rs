@@ -31,10 +31,7 @@ pub enum IvyError {
     NotFound { id: String },
     /// 409: a duplicate URL or an idempotency key reused with a different body.
     #[error("Ivy reported a conflict: {message}")]
-    Conflict {
-        message: String,
-        kind: ConflictKind,
-    },
+    Conflict { message: String, kind: ConflictKind },
     /// 429: slow down; wait at least `retry_after` when Ivy said so.
     #[error("Ivy is rate limiting requests")]
     RateLimited { retry_after: Option<Duration> },

@@ -82,7 +82,11 @@ pub struct RunArgs {
     pub leader_election: bool,
 
     /// Name of the Lease used for leader election.
-    #[arg(long, env = "LEADER_ELECTION_LEASE_NAME", default_value = "ivy-webhook-operator")]
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE_NAME",
+        default_value = "ivy-webhook-operator"
+    )]
     pub lease_name: String,
 
     /// Namespace of the Lease (default: the pod's namespace, else `default`).

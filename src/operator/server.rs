@@ -116,8 +116,14 @@ mod tests {
         assert_eq!(get_text(addr, "/readyz").await.0, 200);
         let (status, body) = get_text(addr, "/metrics").await;
         assert_eq!(status, 200);
-        assert!(body.contains("ivywh_reconciles_total{result=\"success\"} 1"), "{body}");
-        assert!(body.contains("ivywh_reconcile_duration_seconds_bucket"), "{body}");
+        assert!(
+            body.contains("ivywh_reconciles_total{result=\"success\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("ivywh_reconcile_duration_seconds_bucket"),
+            "{body}"
+        );
 
         tx.send(()).unwrap();
         task.await.unwrap().unwrap();

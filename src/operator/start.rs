@@ -30,7 +30,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let api_key = read_api_key(&args)?;
     let app_signing_secret = read_app_signing_secret(&args)?;
     if args.ivy_dialect == Dialect::Service && app_signing_secret.is_none() {
-        bail!("the service dialect needs --app-signing-secret-file: its subscriptions have no secret of their own");
+        bail!(
+            "the service dialect needs --app-signing-secret-file: its subscriptions have no secret of their own"
+        );
     }
 
     let client = kube::Client::try_default()
@@ -41,8 +43,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let metrics = Arc::new(Metrics::register(&mut registry));
     let mut ivy_config = ClientConfig::new(args.ivy_base_url.clone(), api_key, args.ivy_dialect);
     ivy_config.request_timeout = args.ivy_request_timeout;
-    let http = crate::ivy::client::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
-    let ivy = Arc::new(InstrumentedIvy::new(build_ivy_client(ivy_config, http), metrics.clone()));
+    let http =
+        crate::ivy::client::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
+    let ivy = Arc::new(InstrumentedIvy::new(
+        build_ivy_client(ivy_config, http),
+        metrics.clone(),
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(forward_signals(stop_tx));
@@ -79,7 +85,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     let mut leadership = None;
     if args.leader_election {
-        let namespace = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let mut lease = Leadership::compete(
             client,
             &namespace,
@@ -143,7 +152,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     // The server stops with the stop signal; after a lost lease, stop it here.
     server_task.abort();
-    Ok(if lost { Exit::LostLeadership } else { Exit::Stopped })
+    Ok(if lost {
+        Exit::LostLeadership
+    } else {
+        Exit::Stopped
+    })
 }
 
 async fn wait_for(mut stop: watch::Receiver<bool>) {
@@ -192,8 +205,12 @@ fn read_app_signing_secret(args: &RunArgs) -> anyhow::Result<Option<SigningSecre
     let Some(path) = &args.app_signing_secret_file else {
         return Ok(None);
     };
-    let secret = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read the app signing secret file {}", path.display()))?;
+    let secret = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "failed to read the app signing secret file {}",
+            path.display()
+        )
+    })?;
     let secret = secret.trim();
     if secret.is_empty() {
         bail!("the app signing secret file {} is empty", path.display());
