@@ -1,0 +1,38 @@
+{{/*
+The operator's permissions on the resources it reconciles. Cluster-wide when it watches every
+namespace, a Role in the one namespace it watches otherwise. Every verb below is one the
+operator's code calls; nothing is granted by wildcard.
+*/}}
+{{- define "ivy-webhook-operator.rules" }}
+rules:
+  # The controller lists and watches WebhookSubscriptions (its cache) and patches them to add
+  # and remove the webhooks.ivy.dev/cleanup finalizer (JSON patch). It never reads one by name
+  # outside the cache, never replaces (update) and never deletes one.
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["webhooksubscriptions"]
+    verbs: ["list", "watch", "patch"]
+  # The status (subscription id, Ready condition) is written by server-side apply on the
+  # status subresource, which is a patch.
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["webhooksubscriptions/status"]
+    verbs: ["patch"]
+  # The Secrets that hold the signing secrets.
+  # - get: each reconcile reads the resource's Secret by name, including one it does not own
+  #   (to refuse to overwrite it).
+  # - list, watch: the controller watches the Secrets it manages so that an edited or deleted
+  #   Secret is repaired. It selects them by the label
+  #   app.kubernetes.io/managed-by=ivy-webhook-operator, but RBAC cannot restrict by label, so
+  #   this is read access to every Secret in scope; set watchNamespaces to narrow the scope.
+  # - create, patch: every write is a server-side apply; applying a Secret that does not exist
+  #   yet creates it, which the API server authorizes as create.
+  # No update and no delete: Secrets go away through their owner reference (garbage
+  # collection), never through the operator.
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get", "list", "watch", "create", "patch"]
+  # Events about WebhookSubscriptions (Created, Rotated, SecretConflict, ...). The kube-rs
+  # Recorder creates an events.k8s.io/v1 Event and patches it when the same Event repeats.
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+{{- end }}
