@@ -160,6 +160,15 @@ fn ivy(action: &'static str) -> impl FnOnce(IvyError) -> Interrupt {
 
 type Step<T> = std::result::Result<T, Interrupt>;
 
+/// A crash point: with the `fail/failpoints` feature (tests only) a configured point ends the
+/// reconcile here as if the process had been killed; otherwise it compiles to nothing.
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| Err(Interrupt::Kube(Error::InjectedFault($name))))
+    };
+}
+pub(crate) use crash_point;
+
 /// Reconciles a resource that is not being deleted.
 pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action> {
     let target = Target::new(sub, &ctx)?;
@@ -391,6 +400,7 @@ async fn converge(
         target.write_secret(&stored, true).await?;
     }
 
+    crash_point!("converge-before-status");
     let id = stored.subscription_id.clone();
     ctx.verified.record(&target.key, fingerprint(sub, &stored));
     let outcome = if stored.signing_secret.is_none() {
@@ -522,6 +532,7 @@ async fn create_and_store(
             });
         }
     };
+    crash_point!("create-after-ivy-create");
     let id = created.subscription.id.clone();
     let secret = match created
         .signing_secret
@@ -557,6 +568,7 @@ async fn create_and_store(
     stored.url = Some(sub.spec.url.clone());
     // One write: id and secret together, before the id is recorded anywhere else.
     target.write_secret(stored, true).await?;
+    crash_point!("create-after-secret-write");
     info!(key = %target.key, subscription = %id, purpose = purpose.tag(), "created subscription at Ivy and stored its secret");
 
     let (reason, note) = match &purpose {
@@ -794,6 +806,7 @@ async fn revert_drift(
         .update(&remote.id, &patch, &key)
         .await
         .map_err(ivy("update the subscription"))?;
+    crash_point!("drift-after-update");
     let fields = changed_fields(&patch);
     let spec_changed =
         sub.status.as_ref().and_then(|s| s.observed_generation) != sub.metadata.generation;
@@ -866,6 +879,7 @@ async fn finish_rotation_if_due(
         if ctx.ivy.capabilities().delete {
             delete_remote(ctx, &target.uid, &previous).await?;
         }
+        crash_point!("rotation-after-old-delete");
         events::normal(
             ctx,
             &target.sub,

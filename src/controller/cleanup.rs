@@ -156,6 +156,7 @@ async fn delete_all(
     }
     for id in ids.iter() {
         delete_remote(ctx, &target.uid, id).await?;
+        crate::controller::apply::crash_point!("cleanup-after-remote-delete");
     }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub enum Error {
     CleanupBlocked { reason: String },
     #[error("resource has no {0}")]
     MissingObjectKey(&'static str),
+    /// A simulated crash at a named point (only with the `fail/failpoints` feature, in tests).
+    #[error("injected fault at {0}")]
+    InjectedFault(&'static str),
     #[error("finalizer failed")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -47,6 +50,7 @@ impl Error {
             Error::CleanupBlocked { .. } => "cleanup_blocked",
             Error::MissingObjectKey(_) => "invalid_object",
             Error::Finalizer(_) => "finalizer_error",
+            Error::InjectedFault(_) => "injected_fault",
         }
     }
 
