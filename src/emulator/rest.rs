@@ -1,0 +1,310 @@
+//! The `rest` dialect as the emulator serves it (seed 003), with its own wire types.
+//!
+//! - `POST /webhook` `{url, events, description?}` -> 201 `{id, url, events, description,
+//!   active, secret, created_at, updated_at}` (the only answer with `secret`)
+//! - `GET /webhook/{id}` -> 200 the subscription; a malformed UUID is a 400
+//! - `GET /webhook?limit=&offset=&active=&event=` -> 200 `{items, total, limit, offset}`
+//!   (limit 1..=100, default 20)
+//! - `PUT /webhook/{id}` `{url?, events?, description?, active?}` -> 200 the subscription
+//! - `DELETE /webhook/{id}` -> 200 `{id, deleted: true}`
+//! - `POST /webhook/{id}/test` -> 200 `{webhook_id, subscription_id, type: "test"}`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::deliveries;
+use super::errors::{ApiError, Family, json_response, parse_body};
+use super::model::{
+    Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
+};
+use super::payloads;
+use super::state::Shared;
+use crate::ivy::Dialect;
+
+const DIALECT: Dialect = Dialect::Rest;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/webhook", post(create).get(list))
+        .route("/webhook/{id}", get(read).put(update).delete(remove))
+        .route("/webhook/{id}/test", post(trigger_test))
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UpdateRequest {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+    active: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct Webhook {
+    id: String,
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+    active: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Subscription> for Webhook {
+    fn from(s: &Subscription) -> Self {
+        Webhook {
+            id: s.rest_id(),
+            url: s.url.clone(),
+            events: s.events.clone(),
+            description: s.description.clone(),
+            active: s.active,
+            created_at: s.created_at.to_string(),
+            updated_at: s.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CreatedWebhook {
+    #[serde(flatten)]
+    webhook: Webhook,
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<Webhook>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+}
+
+fn model_error(err: ModelError) -> ApiError {
+    match err {
+        ModelError::Invalid { field, message } => match field {
+            Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
+            Field::Events => ApiError::validation("invalid_events", message).with_param("events"),
+            Field::Description => {
+                ApiError::validation("invalid_description", message).with_param("description")
+            }
+        },
+        ModelError::NotFound => ApiError::not_found("not_found"),
+        ModelError::DuplicateUrl => ApiError::new(
+            StatusCode::CONFLICT,
+            Family::Conflict,
+            "duplicate_url",
+            "A webhook with this URL already exists.",
+        ),
+    }
+}
+
+fn fail(err: ApiError) -> Response {
+    err.render(DIALECT)
+}
+
+/// A path id: 400 when it is not a UUID (the seed lists 400 for get/update/delete).
+fn path_id(id: &str) -> Result<Uuid, ApiError> {
+    parse_id(DIALECT, id)
+        .ok_or_else(|| ApiError::validation("invalid_id", "The webhook id must be a UUID."))
+}
+
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: CreateRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let (Some(url), Some(events)) = (request.url, request.events) else {
+        return fail(ApiError::validation(
+            "missing_field",
+            "url and events are required.",
+        ));
+    };
+    let new = NewSubscription {
+        url,
+        events,
+        description: request.description,
+        active: true,
+    };
+    let allow_http = shared.config.allow_http_urls;
+    let created = shared
+        .lock()
+        .store
+        .create(merchant, DIALECT, new, allow_http);
+    match created {
+        Ok(s) => json_response(
+            StatusCode::CREATED,
+            &CreatedWebhook {
+                webhook: Webhook::from(&s),
+                secret: s.signing_secret.clone().unwrap_or_default(),
+            },
+        ),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn read(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    Path(id): Path<String>,
+) -> Response {
+    let uuid = match path_id(&id) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let found = shared.lock().store.get(merchant, uuid).map(Webhook::from);
+    match found {
+        Ok(w) => json_response(StatusCode::OK, &w),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn update(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let uuid = match path_id(&id) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let request: UpdateRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let change = Change {
+        url: request.url,
+        events: request.events,
+        description: request.description,
+        active: request.active,
+    };
+    let allow_http = shared.config.allow_http_urls;
+    let updated = shared
+        .lock()
+        .store
+        .update(merchant, uuid, change, allow_http);
+    match updated {
+        Ok(s) => json_response(StatusCode::OK, &Webhook::from(&s)),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn remove(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    Path(id): Path<String>,
+) -> Response {
+    let uuid = match path_id(&id) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let deleted = shared.lock().store.delete(merchant, uuid);
+    match deleted {
+        Ok(s) => json_response(StatusCode::OK, &json!({"id": s.rest_id(), "deleted": true})),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::validation("invalid_query", format!("{name} must be a whole number."))
+            }),
+        }
+    };
+    let parsed = (|| {
+        let limit = number("limit", 20)?;
+        let offset = number("offset", 0)?;
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::validation(
+                "invalid_query",
+                "limit must be between 1 and 100.",
+            ));
+        }
+        let active = match query.get("active").map(String::as_str) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "invalid_query",
+                    "active must be true or false.",
+                ));
+            }
+        };
+        Ok((
+            limit,
+            offset,
+            Filter {
+                active,
+                event: query.get("event").cloned(),
+            },
+        ))
+    })();
+    let (limit, offset, filter) = match parsed {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let all = shared.lock().store.list(merchant, &filter);
+    let page = Page {
+        total: all.len(),
+        items: all
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(Webhook::from)
+            .collect(),
+        limit,
+        offset,
+    };
+    json_response(StatusCode::OK, &page)
+}
+
+async fn trigger_test(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    Path(id): Path<String>,
+) -> Response {
+    let uuid = match path_id(&id) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let found = shared.lock().store.get(merchant, uuid).cloned();
+    match found {
+        Ok(s) => {
+            let delivery =
+                deliveries::send_event(&shared, &s, "test", &payloads::payload("test", merchant.0));
+            json_response(
+                StatusCode::OK,
+                &json!({"webhook_id": delivery.webhook_id, "subscription_id": s.rest_id(), "type": "test"}),
+            )
+        }
+        Err(e) => fail(model_error(e)),
+    }
+}

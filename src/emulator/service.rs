@@ -1,0 +1,308 @@
+//! The `service` dialect as the emulator serves it (seed 001 and Ivy's SDKs), with its own
+//! wire types. Every verb is a `POST` with a JSON body:
+//!
+//! - `/api/service/webhook-subscription/create {url, events}` -> 200 the subscription
+//! - `/api/service/webhook-subscription/update {id, url?, events?}` -> 200 the subscription
+//! - `/api/service/webhook-subscription/list {limit?, skip?}` -> 200
+//!   `{items, count, hasNext, skip}` (`count` is the total; limit 1..=100, default 20)
+//! - `/api/service/webhook-subscription/delete {id}` -> 200 `{success: true}`
+//! - `/api/service/webhook-subscription/ping {id}` -> 200 `{success: true}` (sends `test`)
+//! - `/api/service/webhook/trigger {id}` -> 200 `{success: true}`: re-sends the delivered
+//!   webhook whose body `id` this is
+//!
+//! A subscription is `{id, merchant, merchantApp, url, events, createdAt, updatedAt}`; there is
+//! no description, no active flag and no secret (deliveries are signed with the app's secret).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::deliveries;
+use super::errors::{ApiError, Family, json_response, parse_body};
+use super::model::{
+    Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
+};
+use super::payloads;
+use super::state::Shared;
+use crate::ivy::Dialect;
+
+const DIALECT: Dialect = Dialect::Service;
+const BASE: &str = "/api/service/webhook-subscription";
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(&format!("{BASE}/create"), post(create))
+        .route(&format!("{BASE}/update"), post(update))
+        .route(&format!("{BASE}/list"), post(list))
+        .route(&format!("{BASE}/delete"), post(remove))
+        .route(&format!("{BASE}/ping"), post(ping))
+        .route("/api/service/webhook/trigger", post(resend))
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct UpdateRequest {
+    id: Option<String>,
+    url: Option<String>,
+    events: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct ByIdRequest {
+    id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ListRequest {
+    limit: Option<usize>,
+    skip: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSubscription {
+    id: String,
+    merchant: String,
+    merchant_app: String,
+    url: String,
+    events: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Subscription> for WireSubscription {
+    fn from(s: &Subscription) -> Self {
+        WireSubscription {
+            id: s.service_id(),
+            merchant: format!("merchant_{}", s.merchant.0 + 1),
+            merchant_app: format!("app_{}", s.merchant.0 + 1),
+            url: s.url.clone(),
+            events: s.events.clone(),
+            created_at: s.created_at.to_string(),
+            updated_at: s.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<WireSubscription>,
+    count: usize,
+    has_next: bool,
+    skip: usize,
+}
+
+fn model_error(err: ModelError) -> ApiError {
+    match err {
+        ModelError::Invalid { field, message } => match field {
+            Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
+            Field::Events => ApiError::validation("invalid_events", message).with_param("events"),
+            Field::Description => ApiError::validation("invalid_request", message),
+        },
+        ModelError::NotFound => ApiError::not_found("resource_missing").with_param("id"),
+        ModelError::DuplicateUrl => ApiError::new(
+            StatusCode::CONFLICT,
+            Family::Conflict,
+            "duplicate_url",
+            "A webhook subscription with this url already exists for this merchant app.",
+        )
+        .with_param("url"),
+    }
+}
+
+fn fail(err: ApiError) -> Response {
+    err.render(DIALECT)
+}
+
+fn body_id(id: Option<&str>) -> Result<Uuid, ApiError> {
+    let id = id.ok_or_else(|| {
+        ApiError::validation("parameter_missing", "id is required.").with_param("id")
+    })?;
+    parse_id(DIALECT, id).ok_or_else(|| ApiError::not_found("resource_missing").with_param("id"))
+}
+
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: CreateRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let Some(url) = request.url else {
+        return fail(
+            ApiError::validation("parameter_missing", "url is required.").with_param("url"),
+        );
+    };
+    let Some(events) = request.events else {
+        return fail(
+            ApiError::validation("parameter_missing", "events is required.").with_param("events"),
+        );
+    };
+    let new = NewSubscription {
+        url,
+        events,
+        description: None,
+        active: true,
+    };
+    let allow_http = shared.config.allow_http_urls;
+    let created = shared
+        .lock()
+        .store
+        .create(merchant, DIALECT, new, allow_http);
+    match created {
+        Ok(s) => json_response(StatusCode::OK, &WireSubscription::from(&s)),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn update(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: UpdateRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let uuid = match body_id(request.id.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let change = Change {
+        url: request.url,
+        events: request.events,
+        ..Default::default()
+    };
+    let allow_http = shared.config.allow_http_urls;
+    let updated = shared
+        .lock()
+        .store
+        .update(merchant, uuid, change, allow_http);
+    match updated {
+        Ok(s) => json_response(StatusCode::OK, &WireSubscription::from(&s)),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: ListRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ListRequest::default()
+    } else {
+        match parse_body(&body) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        }
+    };
+    let limit = request.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return fail(
+            ApiError::validation("invalid_request", "limit must be between 1 and 100.")
+                .with_param("limit"),
+        );
+    }
+    let skip = request.skip.unwrap_or(0);
+    let all = shared.lock().store.list(merchant, &Filter::default());
+    let items: Vec<WireSubscription> = all
+        .iter()
+        .skip(skip)
+        .take(limit)
+        .map(WireSubscription::from)
+        .collect();
+    let page = Page {
+        has_next: skip + items.len() < all.len(),
+        count: all.len(),
+        items,
+        skip,
+    };
+    json_response(StatusCode::OK, &page)
+}
+
+async fn remove(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: ByIdRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let uuid = match body_id(request.id.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let deleted = shared.lock().store.delete(merchant, uuid);
+    match deleted {
+        Ok(_) => json_response(StatusCode::OK, &json!({"success": true})),
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn ping(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: ByIdRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let uuid = match body_id(request.id.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let found = shared.lock().store.get(merchant, uuid).cloned();
+    match found {
+        Ok(s) => {
+            let payload = payloads::payload("test", merchant.0);
+            deliveries::send_event(&shared, &s, "test", &payload);
+            json_response(StatusCode::OK, &json!({"success": true}))
+        }
+        Err(e) => fail(model_error(e)),
+    }
+}
+
+async fn resend(
+    State(shared): State<Arc<Shared>>,
+    Extension(merchant): Extension<Merchant>,
+    body: Bytes,
+) -> Response {
+    let request: ByIdRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let Some(id) = request.id else {
+        return fail(ApiError::validation("parameter_missing", "id is required.").with_param("id"));
+    };
+    match deliveries::resend(&shared, merchant, &id) {
+        Some(_) => json_response(StatusCode::OK, &json!({"success": true})),
+        None => fail(
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                Family::NotFound,
+                "resource_missing",
+                "No delivered webhook with this id (or its subscription is gone).",
+            )
+            .with_param("id"),
+        ),
+    }
+}
