@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Checks the Helm chart charts/ivy-webhook-operator:
+#   1. static: the chart's CRD is a byte copy of crds/, appVersion matches Cargo.toml, every
+#      value in values.yaml is preceded by a comment;
+#   2. `helm lint --strict` and `helm template` for the default values and every variant in
+#      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard;
+#   3. values the chart must refuse are refused (typos, a literal API key, two watched
+#      namespaces, replicas without leader election, the service dialect without its secret);
+#   4. when KUBECONFIG is set: every render and examples/ pass `kubectl apply --dry-run=server`
+#      (after creating the namespaces and the CRDs they need: the chart's CRD and, only if the
+#      cluster has none, a stub ServiceMonitor CRD), and the RBAC, applied for real under
+#      throw-away release names, grants the operator's ServiceAccount exactly the verbs it
+#      needs (kubectl auth can-i). Everything this script created is deleted again.
+#
+#   hack/chart-check.sh                                # static, lint, render
+#   hack/with-control-plane.sh hack/chart-check.sh     # ... and against a real API server
+#
+# Needs helm and kubectl on PATH. Ends with "N passed, N failed"; exits 1 if any check failed.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+chart=$root/charts/ivy-webhook-operator
+crd_name=webhooksubscriptions.webhooks.ivy.dev
+crd_file=crds/$crd_name.yaml
+namespace=ivy-system          # the release namespace of every render
+watched=shop                  # the namespace of the single-namespace variant and of examples/
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/chart-check.XXXXXX")
+passed=0
+failed=0
+created_namespaces=()
+created_crds=()
+applied_files=()
+
+log() { printf '[chart-check] %s\n' "$*" >&2; }
+
+cleanup() {
+  if [[ -n ${KUBECONFIG:-} ]]; then
+    local file
+    for file in "${applied_files[@]}"; do
+      kubectl delete --ignore-not-found --wait=false -f "$file" >/dev/null 2>&1 || true
+    done
+    if ((${#created_crds[@]})); then
+      kubectl delete crd --ignore-not-found --wait=false "${created_crds[@]}" >/dev/null 2>&1 || true
+    fi
+    if ((${#created_namespaces[@]})); then
+      kubectl delete namespace --ignore-not-found --wait=false "${created_namespaces[@]}" >/dev/null 2>&1 || true
+    fi
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# check NAME CMD...: runs CMD, counts it, and shows its output when it fails.
+check() {
+  local name=$1; shift
+  if "$@" >"$work/out" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok    %s\n' "$name"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %s\n' "$name"
+    sed 's/^/      /' "$work/out" | head -n 40
+  fi
+}
+
+# refuse NAME EXPECTED HELM-ARGS...: `helm template` must fail with EXPECTED in its message.
+refuse() {
+  local name=$1 expected=$2; shift 2
+  check "refuses $name" refused "$expected" "$@"
+}
+refused() {
+  local expected=$1; shift
+  if helm template ivy-webhook-operator "$chart" --namespace "$namespace" "$@" >"$work/refused" 2>&1; then
+    echo "helm template succeeded but should have failed"
+    return 1
+  fi
+  if ! grep -qF -- "$expected" "$work/refused"; then
+    echo "failed, but without the expected message: $expected"
+    cat "$work/refused"
+    return 1
+  fi
+}
+
+for tool in helm kubectl; do
+  if ! command -v "$tool" >/dev/null; then
+    log "$tool is not on PATH (hack/with-control-plane.sh puts the project's builds there)"
+    exit 1
+  fi
+done
+
+# ---- 1. static ---------------------------------------------------------------------------------
+check "chart CRD is a byte copy of $crd_file" cmp "$root/$crd_file" "$chart/$crd_file"
+
+app_version_matches_cargo() {
+  local cargo chart_app
+  cargo=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)
+  chart_app=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$chart/Chart.yaml")
+  echo "Cargo.toml version: $cargo, Chart.yaml appVersion: $chart_app"
+  [[ -n $cargo && $cargo == "$chart_app" ]]
+}
+check "Chart.yaml appVersion equals Cargo.toml version" app_version_matches_cargo
+
+# Every value in values.yaml must be described by a comment: on the lines right above its key,
+# or above the key of an enclosing value (a commented `resources:` describes its requests and
+# limits). A key that only groups other keys (`image:`) needs no comment of its own when each
+# of its values has one.
+every_value_commented() {
+  awk '
+    function report(n, text) { printf "values.yaml:%d: no comment describes %s\n", n, text; bad = 1 }
+    function pop_to(indent) {
+      while (sp > 0 && ind[sp] >= indent) {
+        if (!kids[sp] && !cov[sp]) report(num[sp], txt[sp])
+        sp--
+      }
+    }
+    /^[[:space:]]*#/ { pending = 1; next }
+    /^[[:space:]]*$/ { pending = 0; next }
+    /^[[:space:]]*-/ { pending = 0; next }
+    /^[[:space:]]*[A-Za-z0-9_.\/"-]+:/ {
+      indent = match($0, /[^ ]/)
+      pop_to(indent)
+      covered = pending || (sp > 0 && cov[sp])
+      if (sp > 0) kids[sp]++
+      if ($0 ~ /:[[:space:]]*$/) {
+        sp++; ind[sp] = indent; cov[sp] = covered; kids[sp] = 0; num[sp] = NR; txt[sp] = $0
+      } else if (!covered) {
+        report(NR, $0)
+      }
+      pending = 0
+      next
+    }
+    { pending = 0 }
+    END { pop_to(-1); exit bad }
+  ' "$chart/values.yaml"
+}
+check "every value in values.yaml has a comment" every_value_commented
+
+# ---- 2. lint and render ------------------------------------------------------------------------
+variants=(default)
+for file in "$chart"/ci/*-values.yaml; do
+  name=$(basename "$file" -values.yaml)
+  variants+=("$name")
+done
+
+# render FILE HELM-ARGS...: the chart as `helm template` renders it, CRDs included.
+render() {
+  local file=$1; shift
+  helm template ivy-webhook-operator "$chart" --namespace "$namespace" --include-crds "$@" >"$file"
+}
+
+values_args() {
+  [[ $1 == default ]] || printf '%s\n' --values "$chart/ci/$1-values.yaml"
+}
+
+no_rbac_wildcards() {
+  # Every RBAC list in the chart is quoted, so a wildcard would render as "*" (or a bare *).
+  if grep -nE "(\"\*\"|'\*'|^[[:space:]]*-[[:space:]]*\*[[:space:]]*$|\[\*\])" "$1"; then
+    echo "wildcard found in $1"
+    return 1
+  fi
+}
+
+for variant in "${variants[@]}"; do
+  mapfile -t args < <(values_args "$variant")
+  check "helm lint --strict ($variant)" helm lint --strict "$chart" --namespace "$namespace" "${args[@]}"
+  rendered=$work/rendered-$variant.yaml
+  check "helm template ($variant)" render "$rendered" "${args[@]}"
+  check "no wildcard in RBAC ($variant)" no_rbac_wildcards "$rendered"
+done
+
+rendered_has() {
+  local file=$1; shift
+  local pattern
+  for pattern in "$@"; do
+    if ! grep -qE -- "$pattern" "$file"; then
+      echo "missing in $file: $pattern"
+      return 1
+    fi
+  done
+}
+rendered_lacks() {
+  local file=$1; shift
+  local pattern
+  for pattern in "$@"; do
+    if grep -nE -- "$pattern" "$file"; then
+      echo "unexpected in $file: $pattern"
+      return 1
+    fi
+  done
+}
+default_render_ok() {
+  local file=$work/rendered-default.yaml
+  rendered_has "$file" "^kind: ClusterRoleBinding" "replicas: 2" "- --leader-election" \
+    "--lease-name=ivy-webhook-operator\"" "--ivy-api-key-file=/var/run/secrets/" \
+    "name: POD_NAMESPACE" "name: POD_NAME" "path: /healthz" "path: /readyz" \
+    "readOnlyRootFilesystem: true" "runAsUser: 65532" &&
+    rendered_lacks "$file" "--watch-namespace" "IVY_API_KEY" "^kind: ServiceMonitor" \
+      "^kind: NetworkPolicy" "--app-signing-secret-file"
+}
+check "default render: cluster-wide, leader election, 2 replicas, API key file, probes, hardened" \
+  default_render_ok
+single_namespace_render_ok() {
+  local file=$work/rendered-single-namespace.yaml
+  rendered_has "$file" "--watch-namespace=$watched\"" "^  namespace: $watched\$" &&
+    rendered_lacks "$file" "^kind: ClusterRoleBinding"
+}
+check "single-namespace render: --watch-namespace=$watched, Role there, no ClusterRoleBinding" \
+  single_namespace_render_ok
+check "service-dialect render: --app-signing-secret-file" \
+  rendered_has "$work/rendered-service-dialect.yaml" "--app-signing-secret-file=" "--ivy-dialect=service"
+check "monitoring render: ServiceMonitor and NetworkPolicy" \
+  rendered_has "$work/rendered-monitoring.yaml" "^kind: ServiceMonitor" "^kind: NetworkPolicy"
+single_replica_render_ok() {
+  local file=$work/rendered-single-replica.yaml
+  rendered_has "$file" "type: Recreate" "replicas: 1" &&
+    rendered_lacks "$file" "--leader-election" "leases" "^kind: PodDisruptionBudget"
+}
+check "single-replica render: Recreate, no --leader-election, no Lease Role, no PDB" \
+  single_replica_render_ok
+check "json-logs render: --log-format=json" \
+  rendered_has "$work/rendered-json-logs.yaml" "--log-format=json"
+
+# ---- 3. refusals -------------------------------------------------------------------------------
+refuse "a literal API key (ivy.apiKey)" "additional properties 'apiKey' not allowed" --set ivy.apiKey=k
+refuse "a literal API key in the Secret reference" "additional properties 'value' not allowed" \
+  --set ivy.apiKeySecret.value=k
+refuse "IVY_API_KEY in extraEnv" "/extraEnv/0/name" --set 'extraEnv[0].name=IVY_API_KEY' \
+  --set 'extraEnv[0].value=k'
+refuse "a misspelt top-level value" "additional properties 'replicas' not allowed" --set replicas=3
+refuse "a misspelt nested value" "additional properties 'enable' not allowed" --set serviceMonitor.enable=true
+refuse "two watched namespaces" "maxItems" --set 'watchNamespaces={a,b}'
+refuse "an unknown dialect" "/ivy/dialect" --set ivy.dialect=graphql
+refuse "an unparsable duration" "/resyncInterval" --set resyncInterval=often
+refuse "an unknown log format" "/logFormat" --set logFormat=xml
+refuse "several replicas without leader election" "needs leaderElection.enabled=true" \
+  --set replicaCount=3 --set leaderElection.enabled=false
+refuse "the service dialect without ivy.appSigningSecret" "needs ivy.appSigningSecret.name" \
+  --set ivy.dialect=service
+
+# ---- 4. against an API server ------------------------------------------------------------------
+if [[ -z ${KUBECONFIG:-} ]]; then
+  log "KUBECONFIG is not set: skipping the server-side checks (run under hack/with-control-plane.sh)"
+else
+  check "API server reachable" kubectl version
+
+  ensure_namespace() {
+    kubectl get namespace "$1" >/dev/null 2>&1 && return 0
+    kubectl create namespace "$1" && created_namespaces+=("$1")
+  }
+  for ns in "$namespace" "$watched" monitoring; do
+    ensure_namespace "$ns" >/dev/null 2>&1 || true
+    check "namespace $ns exists" kubectl get namespace "$ns"
+  done
+
+  ensure_crd() {
+    local name=$1 file=$2
+    if ! kubectl get crd "$name" >/dev/null 2>&1; then
+      kubectl apply --server-side -f "$file" || return 1
+      created_crds+=("$name")
+    fi
+    kubectl wait --for=condition=Established --timeout=60s "crd/$name"
+  }
+  check "the chart's CRD passes a server-side dry run" \
+    kubectl apply --dry-run=server --server-side -f "$chart/$crd_file"
+  ensure_crd "$crd_name" "$chart/$crd_file" >/dev/null 2>&1 || true
+  check "CRD $crd_name established" kubectl wait --for=condition=Established --timeout=60s "crd/$crd_name"
+
+  # Only when the cluster has no Prometheus Operator: just enough schema for a dry run.
+  cat >"$work/servicemonitor-stub-crd.yaml" <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+  labels:
+    app.kubernetes.io/name: chart-check-stub
+spec:
+  group: monitoring.coreos.com
+  names:
+    kind: ServiceMonitor
+    listKind: ServiceMonitorList
+    plural: servicemonitors
+    singular: servicemonitor
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+EOF
+  ensure_crd servicemonitors.monitoring.coreos.com "$work/servicemonitor-stub-crd.yaml" >/dev/null 2>&1 || true
+  check "CRD servicemonitors.monitoring.coreos.com established" \
+    kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com
+
+  for variant in "${variants[@]}"; do
+    check "kubectl apply --dry-run=server ($variant)" \
+      kubectl apply --dry-run=server -f "$work/rendered-$variant.yaml"
+  done
+  for example in "$root"/examples/*.yaml; do
+    check "kubectl apply --dry-run=server examples/$(basename "$example")" \
+      kubectl apply --dry-run=server -f "$example"
+  done
+
+  # RBAC for real, under release names of its own, then `kubectl auth can-i` as the operator.
+  # can_i / cannot_i NAMESPACE-ARGS VERB RESOURCE [NAME]
+  rbac_render() {
+    local release=$1; shift
+    helm template "$release" "$chart" --namespace "$namespace" \
+      --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml "$@"
+  }
+  can_i() {
+    local _
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      kubectl auth can-i --as="$as" "$@" >/dev/null 2>&1 && return 0
+      sleep 1   # RBAC objects reach the authorizer through a watch
+    done
+    echo "denied: kubectl auth can-i --as=$as $*"
+    return 1
+  }
+  cannot_i() {
+    if kubectl auth can-i --as="$as" "$@" >/dev/null 2>&1; then
+      echo "allowed but should not be: kubectl auth can-i --as=$as $*"
+      return 1
+    fi
+  }
+  # rbac_checks OTHER-NAMESPACE LEASE, with the global array scope: where list/watch must work.
+  rbac_checks() {
+    local other=$1 lease=$2
+    local subs=webhooksubscriptions.webhooks.ivy.dev
+    local verb
+    for verb in list watch; do
+      can_i "$verb" "$subs" "${scope[@]}" || return 1
+      can_i "$verb" secrets "${scope[@]}" || return 1
+    done
+    can_i patch "$subs" -n "$watched" || return 1
+    can_i patch "$subs" --subresource=status -n "$watched" || return 1
+    for verb in get create patch; do can_i "$verb" secrets -n "$watched" || return 1; done
+    for verb in create patch; do can_i "$verb" events.events.k8s.io -n "$watched" || return 1; done
+    can_i create leases.coordination.k8s.io -n "$namespace" || return 1
+    for verb in get patch; do
+      can_i "$verb" "leases.coordination.k8s.io/$lease" -n "$namespace" || return 1
+    done
+    # What the operator never does.
+    cannot_i update "$subs" -n "$watched" || return 1
+    cannot_i delete "$subs" -n "$watched" || return 1
+    cannot_i update "$subs" --subresource=status -n "$watched" || return 1
+    cannot_i delete secrets -n "$watched" || return 1
+    cannot_i update secrets -n "$watched" || return 1
+    cannot_i get configmaps -n "$watched" || return 1
+    cannot_i create pods -n "$watched" || return 1
+    cannot_i get leases.coordination.k8s.io/another-lease -n "$namespace" || return 1
+    cannot_i create leases.coordination.k8s.io -n "$watched" || return 1
+    if [[ -n $other ]]; then
+      cannot_i get secrets -n "$other" || return 1
+      cannot_i list secrets --all-namespaces || return 1
+      cannot_i list "$subs" --all-namespaces || return 1
+    fi
+  }
+
+  for mode in all single; do
+    release=ivywh-rbac-$mode
+    file=$work/rbac-$mode.yaml
+    if [[ $mode == all ]]; then
+      rbac_render "$release" >"$file"
+      scope=(--all-namespaces); other=""; label="all namespaces"
+    else
+      rbac_render "$release" --values "$chart/ci/single-namespace-values.yaml" >"$file"
+      scope=(-n "$watched"); other=default; label="namespace $watched"
+    fi
+    applied_files+=("$file")
+    check "RBAC applies (watching $label)" kubectl apply -f "$file"
+    as=system:serviceaccount:$namespace:$release-ivy-webhook-operator
+    check "RBAC grants exactly what the operator needs (watching $label)" \
+      rbac_checks "$other" "$release-ivy-webhook-operator"
+  done
+fi
+
+printf '%d passed, %d failed\n' "$passed" "$failed"
+((failed == 0))
