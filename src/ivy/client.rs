@@ -330,6 +330,12 @@ pub(crate) fn classify(
             dialect: how.dialect.as_str(),
             operation: how.operation,
         },
+        // A 404 to a call about no particular subscription (create, list) cannot mean "no
+        // such subscription".
+        404 if how.id.is_empty() => IvyError::UnexpectedStatus {
+            status,
+            message: message(),
+        },
         404 => IvyError::NotFound {
             id: how.id.to_owned(),
         },
