@@ -19,8 +19,8 @@ rules:
   # The Secrets that hold the signing secrets.
   # - get: each reconcile reads the resource's Secret by name, including one it does not own
   #   (to refuse to overwrite it).
-  # - list, watch: the controller watches the Secrets it manages so that an edited or deleted
-  #   Secret is repaired. It selects them by the label
+  # - list, watch: the controller watches the Secrets it manages and reconciles their
+  #   WebhookSubscription again when one is changed or deleted. It selects them by the label
   #   app.kubernetes.io/managed-by=ivy-webhook-operator, but RBAC cannot restrict by label, so
   #   this is read access to every Secret in scope; set watchNamespaces to narrow the scope.
   # - create, patch: every write is a server-side apply; applying a Secret that does not exist
