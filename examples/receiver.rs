@@ -48,12 +48,15 @@ async fn deliver(State(dir): State<Arc<PathBuf>>, headers: HeaderMap, body: Byte
         .get("x-ivy-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let verified = [("current", "signing-secret"), ("previous", "previous-signing-secret")]
-        .into_iter()
-        .find(|(_, file)| {
-            read_key(&dir, file).is_some_and(|key| verify_signature(&key, &body, signature).is_ok())
-        })
-        .map(|(which, _)| which);
+    let verified = [
+        ("current", "signing-secret"),
+        ("previous", "previous-signing-secret"),
+    ]
+    .into_iter()
+    .find(|(_, file)| {
+        read_key(&dir, file).is_some_and(|key| verify_signature(&key, &body, signature).is_ok())
+    })
+    .map(|(which, _)| which);
     let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let line = serde_json::json!({
         "verified": verified,

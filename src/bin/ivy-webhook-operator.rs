@@ -30,7 +30,6 @@ async fn main() -> ExitCode {
                 Ok(operator::start::Exit::LostLeadership) => ExitCode::from(3),
                 Err(error) => {
                     tracing::error!("{error:#}");
-                    eprintln!("error: {error:#}");
                     ExitCode::FAILURE
                 }
             }

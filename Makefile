@@ -1,0 +1,33 @@
+# ivy-webhook-operator: the two commands a newcomer needs are `make test` and `make demo`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help test demo lint unit k8s-bins crd chart-check clean-k8s-cache
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+test: ## every check and test, unit and end to end, on a local control plane (what CI runs)
+	hack/test.sh
+
+demo: ## local control plane + emulator + operator + receiver; leaves a kubeconfig until Ctrl-C
+	hack/demo.sh
+
+lint: ## formatting, clippy, the Dockerfile and the chart (no cluster needed)
+	hack/ensure-tools.sh
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	hadolint Dockerfile
+
+unit: ## unit tests only (no cluster)
+	cargo test --locked --lib --bins
+
+k8s-bins: ## build (or reuse) kube-apiserver, etcd, kube-controller-manager, kubectl, helm
+	hack/build-k8s-bins.sh
+
+crd: ## regenerate crds/ and the chart's copy from the Rust types
+	cargo run --locked --quiet --bin ivy-webhook-operator -- crd > crds/webhooksubscriptions.webhooks.ivy.dev.yaml
+	cp crds/webhooksubscriptions.webhooks.ivy.dev.yaml charts/ivy-webhook-operator/crds/
+
+clean-k8s-cache: ## remove the cached Kubernetes binaries (the next test rebuilds them)
+	rm -rf "$${IVY_K8S_CACHE:-$$HOME/.cache/ivy-webhook-operator}"
