@@ -8,6 +8,8 @@
 //! The seed's create takes no `active` flag, so an inactive subscription is created and then
 //! switched off with a `PUT`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -112,11 +114,16 @@ fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 /// The `rest` dialect client.
 pub struct RestClient {
     transport: Transport,
+    /// Cleared once the server turns out to lack the (undocumented) test route.
+    has_trigger: AtomicBool,
 }
 
 impl RestClient {
     pub(crate) fn new(transport: Transport) -> Self {
-        Self { transport }
+        Self {
+            transport,
+            has_trigger: AtomicBool::new(true),
+        }
     }
 
     fn fail(&self, response: &RawResponse, operation: &'static str, id: &str) -> IvyError {
@@ -165,7 +172,7 @@ impl IvyApi for RestClient {
             description: true,
             active_flag: true,
             per_subscription_secret: true,
-            trigger_test: true,
+            trigger_test: self.has_trigger.load(Ordering::Relaxed),
         }
     }
 
@@ -279,13 +286,23 @@ impl IvyApi for RestClient {
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
+        if !self.has_trigger.load(Ordering::Relaxed) {
+            return Err(IvyError::Unsupported {
+                dialect: Dialect::Rest.as_str(),
+                operation: "trigger_test",
+            });
+        }
         let segments = ["webhook", id, "test"];
         let response = self
             .transport
             .send(Call::new(Method::POST, &segments))
             .await?;
         if !response.is_success() {
-            return Err(self.fail(&response, "trigger_test", id));
+            let err = self.fail(&response, "trigger_test", id);
+            if matches!(err, IvyError::Unsupported { .. }) {
+                self.has_trigger.store(false, Ordering::Relaxed);
+            }
+            return Err(err);
         }
         Ok(())
     }
