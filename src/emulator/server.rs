@@ -201,14 +201,18 @@ async fn idempotent(
             }
         }
     }
+    // Frees the key if this request ends without a stored answer, including when the client
+    // hangs up and hyper drops this future midway.
+    let guard = InFlightGuard {
+        shared: shared.clone(),
+        slot: Some(slot.clone()),
+    };
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     if !response.status().is_success() {
-        shared.lock().idempotency.remove(&slot);
         return response;
     }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        shared.lock().idempotency.remove(&slot);
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let content_type = parts
@@ -216,6 +220,7 @@ async fn idempotent(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    guard.disarm();
     shared.lock().idempotency.insert(
         slot,
         IdempotencyEntry::Done {
@@ -226,6 +231,32 @@ async fn idempotent(
         },
     );
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Removes an in-flight idempotency entry unless disarmed.
+struct InFlightGuard {
+    shared: Arc<Shared>,
+    slot: Option<(Merchant, String)>,
+}
+
+impl InFlightGuard {
+    fn disarm(mut self) {
+        self.slot = None;
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let mut inner = self.shared.lock();
+            if matches!(
+                inner.idempotency.get(&slot),
+                Some(IdempotencyEntry::InFlight { .. })
+            ) {
+                inner.idempotency.remove(&slot);
+            }
+        }
+    }
 }
 
 fn replay(status: u16, content_type: Option<&str>, body: Bytes) -> Response {
