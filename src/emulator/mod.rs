@@ -51,8 +51,8 @@ use state::Shared;
 pub const DEFAULT_API_KEY: &str = "ivy-emulator-api-key";
 
 /// How the emulator behaves. `Default` is Ivy's behaviour with one API key,
-/// [`DEFAULT_API_KEY`].
-#[derive(Clone, Debug)]
+/// [`DEFAULT_API_KEY`]. Its `Debug` output hides the keys and the secret.
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Accepted `X-Ivy-Api-Key` values. Each key is its own merchant: it sees only its own
     /// subscriptions, and URLs and idempotency keys are unique per key.
@@ -73,6 +73,27 @@ pub struct EmulatorConfig {
     pub delivery_timeout: Duration,
     /// Allow listening on a non-loopback address (off: [`Emulator::spawn`] refuses).
     pub allow_non_loopback_listen: bool,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field(
+                "api_keys",
+                &format_args!("<{} redacted>", self.api_keys.len()),
+            )
+            .field("allow_http_urls", &self.allow_http_urls)
+            .field("plain_http_to_loopback", &self.plain_http_to_loopback)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("idempotency", &self.idempotency)
+            .field(
+                "app_signing_secret",
+                &self.app_signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("allow_non_loopback_listen", &self.allow_non_loopback_listen)
+            .finish()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -268,5 +289,20 @@ impl Drop for RunningEmulator {
             server.abort();
         }
         self.shared.abort_jobs();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_keys_and_secret() {
+        let config = EmulatorConfig::default()
+            .with_api_key("key-topsecret")
+            .app_signing_secret("whsec_topsecret");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("topsecret"), "{printed}");
+        assert!(printed.contains("redacted"));
     }
 }
