@@ -103,7 +103,7 @@ origin_field() {
 
 build_k8s() {
   up_to_date k8s "$k8s_mod" "${k8s_cmds[@]}" && return 0
-  local stage commit date ldflags v pkgs=()
+  local stage commit date ldflags v
   stage=$(mktemp -d "$version_dir/.build-k8s.XXXXXX")
   stages+=("$stage")
   cd "$k8s_mod"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions reached only through traps or "$@" look unreachable
 # Run a command against a throw-away, real Kubernetes control plane:
 # etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1, built from source by
 # hack/build-k8s-bins.sh (no kubelet/scheduler: pods are stored but never run).
@@ -52,7 +53,7 @@ descendants() {
   for p in "${kids[@]}"; do echo "$p"; descendants "$p"; done
 }
 
-alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 < "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+alive() { local s; kill -0 "$1" 2>/dev/null && s=$(cut -d' ' -f3 2>/dev/null <"/proc/$1/stat") && [[ $s != Z ]]; }
 
 # TERM the given pids, wait up to $grace seconds, then KILL the survivors and reap them.
 stop_pids() {
@@ -68,7 +69,7 @@ stop_pids() {
   done
   for p in "$@"; do
     if alive "$p"; then
-      log "pid $p did not stop after ${grace}s; sending KILL"
+      log "pid $p did not stop within ${grace}s of SIGTERM; sending SIGKILL"
       kill -KILL "$p" 2>/dev/null || true
     fi
   done
@@ -97,27 +98,30 @@ cleanup() {
     # shellcheck disable=SC2046
     stop_pids 5 "$cmd_pid" $(descendants "$cmd_pid")
   fi
+  # Tails first: after the shutdown the logs end in shutdown noise.
+  if ((failed || (rc != 0 && !interrupted))) && [[ -n $dir && -d $dir ]]; then
+    print_log_tails 25
+    log "component logs: $dir/{etcd,kube-apiserver,kube-controller-manager}.log"
+  fi
   # Stop in reverse start order: controller-manager, apiserver, then etcd.
   local i
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     stop_pids 10 "${pids[i]}"
   done
-  if ((rc != 0 || failed)) && [[ -n $dir && -d $dir ]]; then
-    print_log_tails 25
-    log "component logs: $dir/{etcd,kube-apiserver,kube-controller-manager}.log"
-  fi
   if [[ -n $dir && -d $dir ]]; then
     if [[ ${IVY_KEEP_CONTROL_PLANE_DIR:-0} == 1 ]]; then
       log "kept $dir (IVY_KEEP_CONTROL_PLANE_DIR=1)"
     else
       rm -rf "$dir"
-      ((rc == 0 && !failed)) || log "removed $dir; set IVY_KEEP_CONTROL_PLANE_DIR=1 to keep it"
+      ((failed || (rc != 0 && !interrupted))) && log "removed $dir; set IVY_KEEP_CONTROL_PLANE_DIR=1 to keep it"
     fi
   fi
   exit "$rc"
 }
+interrupted=0
 on_signal() {
   log "received SIG$1; shutting down"
+  interrupted=1
   trap - EXIT
   exit_code=$((128 + $2))
   (exit "$exit_code"); cleanup
@@ -213,6 +217,9 @@ EOF
 chmod 600 "$dir/tokens.csv" "$dir/sa.key"
 
 # ---- etcd ------------------------------------------------------------------------------------
+etcd_healthy() {
+  [[ $(curl -sS --max-time 2 "http://127.0.0.1:$etcd_port/health") == *'"health":"true"'* ]]
+}
 start_time=$SECONDS
 for attempt in 1 2 3 4 5; do
   pick_port; etcd_port=$port
@@ -231,7 +238,7 @@ for attempt in 1 2 3 4 5; do
     --unsafe-no-fsync=true \
     --quota-backend-bytes=$((2 * 1024 * 1024 * 1024)) \
     --log-level=warn
-  if wait_for etcd "${pids[-1]}" curl -fsS "http://127.0.0.1:$etcd_port/health"; then
+  if wait_for etcd "${pids[-1]}" etcd_healthy; then
     break
   fi
   if port_clash "$dir/etcd.log" && ((attempt < 5)); then
@@ -253,6 +260,9 @@ for attempt in 1 2 3 4 5; do
   pick_port; api_port=$port
   rm -rf "$dir/apiserver-certs"
   log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  # --advertise-address: a machine without a default route has no "suitable network address".
+  # --endpoint-reconciler-type=none: the reconciler of the "kubernetes" Service's endpoints
+  # refuses a loopback advertise address and the apiserver exits (nothing here needs them).
   start kube-apiserver "$dir/kube-apiserver.log" "$bin_dir/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --cert-dir="$dir/apiserver-certs" \
@@ -265,6 +275,7 @@ for attempt in 1 2 3 4 5; do
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$dir/sa.key" \
     --service-account-signing-key-file="$dir/sa.key" \
+    --endpoint-reconciler-type=none \
     --allow-privileged=true
   if wait_for "kube-apiserver /readyz" "${pids[-1]}" readyz; then
     break
@@ -340,11 +351,13 @@ if (($# == 0)); then
   log "control plane running; press Ctrl-C (or send SIGTERM to $$) to stop"
   # Returns when a component dies (or a trapped signal arrives).
   set +e
-  wait -n "${pids[@]}"
+  dead=""
+  wait -n -p dead "${pids[@]}"
   rc=$?
   set -e
   failed=1
-  log "a control-plane component exited unexpectedly (status $rc)"
+  for i in "${!pids[@]}"; do [[ ${pids[i]} == "$dead" ]] && dead="${names[i]} (pid $dead)"; done
+  log "control-plane component ${dead:-?} exited unexpectedly with status $rc"
   exit 1
 fi
 
