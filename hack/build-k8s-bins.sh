@@ -15,6 +15,10 @@
 # makes any pin edit rebuild. Everything but the final path goes to stderr.
 set -euo pipefail
 
+# The body is one { } block, so bash parses all of it before running: editing this file while
+# it runs (bash otherwise reads scripts as it goes) cannot break a running build.
+{
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 k8s_mod="$here/k8s-bins"
 helm_mod="$here/helm-bin"
@@ -40,16 +44,20 @@ bin_dir="$version_dir/bin"
 recipe=3
 k8s_cmds=(kube-apiserver kube-controller-manager kubectl etcd)
 
+# The Go version is part of the stamp (a toolchain update rebuilds); without go on PATH the
+# binaries already built are used as they are.
+go_version=$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null || echo unknown)
 stamp_of() { # $1 = module dir
-  { echo "recipe=$recipe"; cat "$1/go.mod" "$1/go.sum"; } | sha256sum | cut -d' ' -f1
+  { echo "recipe=$recipe go=$go_version"; cat "$1/go.mod" "$1/go.sum"; } | sha256sum | cut -d' ' -f1
 }
 
 up_to_date() { # $1 = name (k8s|helm), $2 = module dir, rest = binaries
   local name=$1 dir=$2; shift 2
   [[ ${IVY_K8S_FORCE_REBUILD:-0} != 1 ]] || return 1
-  [[ -f $bin_dir/.stamp-$name && $(<"$bin_dir/.stamp-$name") == "$(stamp_of "$dir")" ]] || return 1
   local b
   for b in "$@"; do [[ -x $bin_dir/$b ]] || return 1; done
+  [[ $go_version != unknown ]] || return 0
+  [[ -f $bin_dir/.stamp-$name && $(<"$bin_dir/.stamp-$name") == "$(stamp_of "$dir")" ]] || return 1
 }
 
 # Fast path (no Go invocation at all): everything present and stamps match.
@@ -80,7 +88,8 @@ command -v go >/dev/null 2>&1 || die "go is not on PATH (need Go >= $(awk '$1 ==
 export GOTOOLCHAIN=local CGO_ENABLED=0
 # -buildvcs=false: the wrapper modules live inside this git repository; stamping its commit into
 # the binaries would only make every commit relink them. -mod=readonly: go.sum is committed.
-export GOFLAGS="-buildvcs=false -mod=readonly"
+# The caller's GOFLAGS (e.g. -p=1 on a small machine) are kept.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false -mod=readonly"
 
 mkdir -p "$version_dir"
 # Two callers (e.g. two concurrent with-control-plane.sh) must not build into the same place.
@@ -165,3 +174,5 @@ build_k8s
 build_helm
 log "binaries in $bin_dir: $(cd "$bin_dir" && echo *)"
 echo "$bin_dir"
+exit 0
+}

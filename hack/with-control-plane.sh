@@ -26,6 +26,10 @@
 # interrupted by SIGINT/SIGTERM. Every process this script started is stopped on exit.
 set -euo pipefail
 
+# The body is one { } block, so bash parses all of it before running: editing this file while
+# it runs (bash otherwise reads scripts as it goes) cannot break a running instance.
+{
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 timeout_s=${IVY_CONTROL_PLANE_TIMEOUT:-120}
 controllers=${IVY_KCM_CONTROLLERS:-garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-cert-publisher}
@@ -377,3 +381,4 @@ if ((rc != 0)); then
   log "command exited with status $rc"
 fi
 exit "$rc"
+}
