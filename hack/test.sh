@@ -6,8 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 started=$SECONDS
-# Fresh builds (CI) gain nothing from incremental compilation, and it has bitten us with stale
-# crate metadata when several builds shared one target directory.
+# A fresh build (CI) gains nothing from incremental compilation.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step "tools"

@@ -185,7 +185,8 @@ async fn ready_secret_matches_ivy_and_receiver_verifies_before_and_after_rotatio
         .subscription_id;
     assert_eq!(status_id.as_deref(), Some(new_id.as_str()));
 
-    // Metrics are served and count Ivy calls.
+    // Ready once caches synced; metrics are served and count Ivy calls.
+    assert_eq!(operator.readyz().await, 200);
     let metrics = operator.metrics().await;
     assert!(
         metrics.contains("ivywh_ivy_api_calls_total{operation=\"create\",status=\"ok\"}"),
@@ -668,7 +669,7 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
         async move { (holder().await.as_deref() == Some("replica-a")).then_some(()) }
     })
     .await;
-    let second = Operator::start(
+    let mut second = Operator::start(
         env.dir.path(),
         &env.ns.name,
         &env.emulator,
@@ -717,6 +718,26 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
         (remote["events"] == json!(["order_updated"])).then_some(())
     })
     .await;
+
+    // A leader stopped with SIGTERM exits cleanly and gives the lease up at once.
+    let stopping = std::time::Instant::now();
+    assert_eq!(
+        second.process.terminate().await,
+        Some(0),
+        "log:\n{}",
+        second.process.log_text()
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        second
+            .process
+            .log_text()
+            .contains("released the leader lease")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,13 +25,13 @@ use crate::controller::context::Context;
 use crate::controller::desired::{changed_fields, desired_request, drift_patch, rotation_url};
 use crate::controller::error::{Error, Result};
 use crate::controller::events;
-use crate::controller::marker::{idempotency_key, is_marked_for, patch_parts, request_parts};
+use crate::controller::marker::{idempotency_key, is_marked_for, request_parts};
 use crate::controller::secret::{SecretOwnership, StoredSecret, classify, desired_secret};
 use crate::controller::status::{Outcome, Reason, compute_status};
 use crate::controller::validate::{SpecError, validate};
 use crate::crd::{ANNOTATION_ADOPT, ANNOTATION_ROTATE, WebhookSubscription};
 use crate::ivy::error::ConflictKind;
-use crate::ivy::{ErrorClass, IvyError, RemoteSubscription, SigningSecret};
+use crate::ivy::{ErrorClass, IdempotencyKey, IvyError, RemoteSubscription, SigningSecret};
 
 /// One resource being reconciled, with the handles every step uses.
 pub(crate) struct Target {
@@ -195,7 +195,7 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
     let stored = match classify(existing.as_ref(), sub) {
         SecretOwnership::Foreign { reason } => {
             let message = format!(
-                "Secret {} exists and is not managed by this WebhookSubscription ({reason}); it is never overwritten: delete or rename it, or set spec.secretName",
+                "Secret {} exists and is not managed by this WebhookSubscription ({reason}); it is never overwritten: delete or rename that Secret, or recreate this resource with another spec.secretName",
                 target.secret_name
             );
             events::warning(&ctx, sub, "SecretConflict", message.clone()).await;
@@ -514,7 +514,12 @@ async fn create_and_store(
     match &purpose {
         Purpose::Initial => {}
         Purpose::Replace { vanished } => parts.push(vanished.clone()),
-        Purpose::Rotate { value } => parts.push(value.clone()),
+        Purpose::Rotate { value } => {
+            // Rotating away from this subscription: the same annotation value set again later
+            // (from another subscription) must not replay this rotation.
+            parts.push(value.clone());
+            parts.push(stored.subscription_id.clone().unwrap_or_default());
+        }
     }
     let part_refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     let key = idempotency_key(purpose.tag(), &target.uid, &part_refs);
@@ -799,9 +804,9 @@ async fn revert_drift(
     if patch.is_empty() {
         return Ok(());
     }
-    let parts = patch_parts(&remote.id, &patch);
-    let part_refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let key = idempotency_key("update", &target.uid, &part_refs);
+    // A fresh key per update: an update is idempotent by itself, and a derived key would make
+    // Ivy replay the first revert instead of applying a later one that restores the same spec.
+    let key = IdempotencyKey::random();
     ctx.ivy
         .update(&remote.id, &patch, &key)
         .await

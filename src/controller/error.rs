@@ -54,6 +54,18 @@ impl Error {
         }
     }
 
+    /// The error of the apply or cleanup step inside a finalizer error, else `self`.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+
     /// The delay Ivy asked for, if this error carries one.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {

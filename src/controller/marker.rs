@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::ivy::{IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest};
+use crate::ivy::{IdempotencyKey, RemoteSubscription, SubscriptionRequest};
 
 const MARKER_PREFIX: &str = "[ivywh:";
 
@@ -67,21 +67,6 @@ pub fn request_parts(request: &SubscriptionRequest) -> Vec<String> {
         request.events.join(","),
         request.description.clone().unwrap_or_default(),
         request.active.to_string(),
-    ]
-}
-
-/// The parts of an update that an idempotency key must cover.
-pub fn patch_parts(id: &str, patch: &SubscriptionPatch) -> Vec<String> {
-    vec![
-        id.to_owned(),
-        patch.url.clone().unwrap_or_default(),
-        patch
-            .events
-            .as_ref()
-            .map(|e| e.join(","))
-            .unwrap_or_default(),
-        patch.description.clone().unwrap_or_default(),
-        patch.active.map(|a| a.to_string()).unwrap_or_default(),
     ]
 }
 

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
@@ -61,7 +61,7 @@ pub async fn reconcile(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Resu
     .map_err(|e| Error::Finalizer(Box::new(e)));
     let label = match &result {
         Ok(_) => "success",
-        Err(e) => e.metric_label(),
+        Err(e) => e.inner().metric_label(),
     };
     ctx.metrics.observe_reconcile(label, started);
     result
@@ -105,20 +105,25 @@ pub async fn run(
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let secret_watch = watcher::Config::default().labels(&managed_secret_selector());
-    let controller = Controller::new(subs, watcher::Config::default().any_semantic())
+    // Our own reflector, so that readiness is the moment the first list is complete.
+    let (reader, writer) = reflector::store::<WebhookSubscription>();
+    let mut on_ready = Some(on_ready);
+    let trigger = watcher(subs, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event
+                && let Some(ready) = on_ready.take()
+            {
+                info!("caches synced");
+                ready();
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(trigger, reader)
         .owns(secrets, secret_watch)
         .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown);
-    let store = controller.store();
-    let mut on_ready = Some(on_ready);
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            info!("caches synced");
-            if let Some(ready) = on_ready.take() {
-                ready();
-            }
-        }
-    });
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

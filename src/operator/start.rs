@@ -120,21 +120,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
-    if let Some(lease) = &leadership {
+    let lost_watch = leadership.as_ref().map(|lease| {
         let mut state = lease.subscribe();
         tokio::spawn(async move {
             if state.wait_for(|leader| !*leader).await.is_ok() {
                 let _ = lost_tx.send(true);
             }
-        });
-    }
+        })
+    });
     let controller_stop = {
         let mut stop = stop_rx.clone();
         let mut lost = lost_rx.clone();
         async move {
+            let lost_leadership = async {
+                // Without leader election the sender is gone at once: that is not a loss.
+                if lost.wait_for(|l| *l).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => {}
-                _ = lost.wait_for(|l| *l) => {}
+                _ = lost_leadership => {}
             }
         }
     };
@@ -143,6 +149,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     health.set_ready(false);
 
     let lost = *lost_rx.borrow_and_update();
+    // It holds a receiver of the lease state; the lease task ends only once all are dropped.
+    if let Some(task) = lost_watch {
+        task.abort();
+        let _ = task.await;
+    }
     if let Some(lease) = leadership {
         if lost {
             warn!("lost the leader lease; exiting so that this replica restarts as a standby");

@@ -1,7 +1,7 @@
 //! Shared harness of the end-to-end suites: the real control plane (from `KUBECONFIG`, started
 //! by `hack/with-control-plane.sh`), one namespace per test, and the emulator, operator and
 //! receiver as separate processes that are killed when the test ends, pass or fail.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -287,6 +287,26 @@ impl Process {
     }
 }
 
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A failing test shows what its processes said; a passing one stays quiet.
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "----- last {} lines of {} ({}) -----",
+                tail.len(),
+                self.name,
+                self.log.display()
+            );
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// `ivy-emulator` as a separate process.
 pub struct Emulator {
     pub process: Process,
@@ -549,6 +569,14 @@ impl Operator {
             process,
             metrics_addr,
         }
+    }
+
+    /// Status code of `/readyz`.
+    pub async fn readyz(&self) -> u16 {
+        reqwest::get(format!("http://{}/readyz", self.metrics_addr))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
     }
 
     pub async fn metrics(&self) -> String {
