@@ -2,6 +2,9 @@
 //! real `kubectl`, and `ivy-emulator`, the operator and a receiver as separate processes.
 //! Each test has its own namespace, emulator and operator, so tests run in parallel.
 
+// Test helpers outside `#[test]` functions may panic like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::time::Duration;
