@@ -63,7 +63,7 @@ async fn ready_secret_matches_ivy_and_receiver_verifies_before_and_after_rotatio
     let operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )
@@ -210,7 +210,7 @@ async fn spec_changes_propagate_and_changes_at_ivy_are_reverted() {
     let _operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )
@@ -269,7 +269,7 @@ async fn deletion_removes_remote_and_secret_and_orphan_keeps_them() {
     let _operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )
@@ -414,7 +414,7 @@ async fn foreign_secret_is_never_overwritten() {
     let _operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )
@@ -471,7 +471,7 @@ async fn internal_and_service_dialects_reach_ready() {
     let _internal = Operator::start(
         env.dir.path(),
         &internal_ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &options,
         "operator-internal",
     )
@@ -513,7 +513,7 @@ async fn internal_and_service_dialects_reach_ready() {
     let _service = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &options,
         "operator-service",
     )
@@ -573,7 +573,7 @@ async fn adoption_takes_over_a_subscription_but_cannot_recover_its_secret() {
     let _operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )
@@ -650,7 +650,7 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
     let mut first = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &options,
         "replica-a",
     )
@@ -675,7 +675,7 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
     let mut second = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &options,
         "replica-b",
     )
@@ -751,7 +751,7 @@ async fn sigterm_stops_the_operator_cleanly() {
     let mut operator = Operator::start(
         env.dir.path(),
         &env.ns.name,
-        &env.emulator,
+        &env.emulator.base_url,
         &OperatorOptions::default(),
         "operator",
     )

@@ -496,7 +496,7 @@ impl Operator {
     pub async fn start(
         dir: &Path,
         namespace: &str,
-        emulator: &Emulator,
+        ivy_base_url: &str,
         options: &OperatorOptions,
         log_name: &str,
     ) -> Self {
@@ -505,7 +505,7 @@ impl Operator {
         let mut args: Vec<String> = vec![
             "run".into(),
             "--ivy-base-url".into(),
-            emulator.base_url.clone(),
+            ivy_base_url.to_owned(),
             "--ivy-api-key-file".into(),
             key_file.display().to_string(),
             "--ivy-dialect".into(),
