@@ -101,6 +101,14 @@ fi
 mkdir -p "$bin_dir"
 stages=()
 trap 'rm -rf "${stages[@]}"' EXIT
+# Turn fatal signals into an exit so that the EXIT trap removes the staging directories.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# go build's work directory too, so that an interrupted build leaves nothing in $TMPDIR.
+GOTMPDIR=$(mktemp -d "$version_dir/.gotmp.XXXXXX")
+stages+=("$GOTMPDIR")
+export GOTMPDIR
 
 # Field $2 (Hash|Time) of the proxy's .info for module $1 (best effort; empty if unknown).
 origin_field() {
@@ -127,7 +135,7 @@ build_k8s() {
   done
   [[ -z $commit ]] || ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$etcd_version"
   log "building kube-apiserver, kube-controller-manager, kubectl $k8s_version and etcd $etcd_version"
-  log "(one go build; a cold Go build cache takes ~15-25 min and ~3 GiB RAM on 2 cores, seconds when warm)"
+  log "(one go build; cold caches: ~12 min and ~3 GiB RAM on 2 cores, plus ~2 min for helm; seconds when warm)"
   local start=$SECONDS verbose=()
   [[ ${IVY_K8S_BUILD_VERBOSE:-0} != 1 ]] || verbose=(-v)
   # "tool" = every package named by a tool directive in go.mod; one invocation shares packages.

@@ -22,8 +22,10 @@
 #   IVY_K8S_CACHE                     passed on to hack/build-k8s-bins.sh
 #   TMPDIR                            where the temporary directory is created
 #
-# Exit code: CMD's exit code; 1 if the control plane could not be started; 130/143 when
-# interrupted by SIGINT/SIGTERM. Every process this script started is stopped on exit.
+# Exit code: CMD's exit code; 1 if the control plane could not be started (or, without CMD, a
+# component died); 130/143/129 when interrupted by SIGINT/SIGTERM/SIGHUP. Every process this
+# script started (build, components, CMD and CMD's children) is stopped on exit.
+# Details and measurements: docs/control-plane.md.
 set -euo pipefail
 
 # The body is one { } block, so bash parses all of it before running: editing this file while
@@ -40,6 +42,8 @@ log() { printf '[control-plane %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 pids=()          # component pids, in start order
 names=()         # matching component names
 cmd_pid=""
+build_pid=""
+build_out=""
 dir=""
 failed=0
 cleaned=0
@@ -49,7 +53,7 @@ descendants() {
   local parent=$1 p stat rest ppid kids=()
   for stat in /proc/[0-9]*/stat; do
     p=${stat#/proc/}; p=${p%/stat}
-    read -r rest < "$stat" 2>/dev/null || continue
+    read -r rest 2>/dev/null <"$stat" || continue
     rest=${rest##*) }            # drop "pid (comm) "; comm may contain spaces
     read -r _ ppid _ <<<"$rest"
     [[ $ppid == "$parent" ]] && kids+=("$p")
@@ -97,6 +101,12 @@ cleanup() {
   cleaned=1
   set +e
   trap '' INT TERM
+  if [[ -n $build_pid ]] && alive "$build_pid"; then
+    log "stopping the build (pid $build_pid)"
+    # shellcheck disable=SC2046
+    stop_pids 10 "$build_pid" $(descendants "$build_pid")
+  fi
+  [[ -z $build_out ]] || rm -f "$build_out"
   if [[ -n $cmd_pid ]] && alive "$cmd_pid"; then
     log "stopping CMD (pid $cmd_pid) and its children"
     # shellcheck disable=SC2046
@@ -124,6 +134,7 @@ cleanup() {
 }
 interrupted=0
 on_signal() {
+  set +e
   log "received SIG$1; shutting down"
   interrupted=1
   trap - EXIT
@@ -147,7 +158,16 @@ for tool in openssl curl; do
   fi
 done
 
-bin_dir=$("$here/build-k8s-bins.sh" | tail -n1)
+# In the background, so that SIGTERM/SIGINT during a (long) build are handled at once.
+build_out=$(mktemp "${TMPDIR:-/tmp}/ivy-k8s-build.XXXXXX")
+"$here/build-k8s-bins.sh" >"$build_out" &
+build_pid=$!
+build_rc=0
+wait "$build_pid" || build_rc=$?
+build_pid=""
+bin_dir=$(tail -n1 "$build_out")
+rm -f "$build_out"
+((build_rc == 0)) || die "hack/build-k8s-bins.sh failed (status $build_rc)"
 [[ -x $bin_dir/kube-apiserver ]] || die "build-k8s-bins.sh did not produce binaries (got '$bin_dir')"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/ivy-control-plane.XXXXXX")
