@@ -4,7 +4,7 @@
 #   hack/update-k8s-pin.sh v1.37.1
 #
 # The staging-module list is taken from the `replace` block of that release's own go.mod
-# (https://proxy.golang.org/k8s.io/kubernetes/@v/<version>.mod); every entry is pinned to the
+# ($GOPROXY/k8s.io/kubernetes/@v/<version>.mod); every entry is pinned to the
 # matching published v0.<minor>.<patch> tag. The etcd version is the go.etcd.io/etcd/server/v3
 # version that release requires. Afterwards run hack/build-k8s-bins.sh; the cache directory is
 # named after the pin, so the binaries are rebuilt.
@@ -17,7 +17,10 @@ staging_version="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 moddir="$here/k8s-bins"
-proxy=${IVY_GOPROXY_URL:-https://proxy.golang.org}
+# The first URL in GOPROXY (the default is the Go module proxy); override with IVY_GOPROXY_URL.
+proxy=${IVY_GOPROXY_URL:-$(go env GOPROXY | tr ',|' '\n' | grep -m1 '^https\?://' || true)}
+[[ -n $proxy ]] || { echo "error: GOPROXY ($(go env GOPROXY)) names no proxy URL; set IVY_GOPROXY_URL" >&2; exit 1; }
+proxy=${proxy%/}
 
 upstream_mod=$(curl -fsSL "$proxy/k8s.io/kubernetes/@v/$version.mod") || {
   echo "error: cannot fetch $proxy/k8s.io/kubernetes/@v/$version.mod" >&2; exit 1; }
