@@ -766,3 +766,80 @@ async fn sigterm_stops_the_operator_cleanly() {
         "a secret or the API key reached the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_writes_nothing_and_reads_ivy_once_per_resync() {
+    let Some(env) = setup("e2e-steady", &[]).await else {
+        return;
+    };
+    let _operator = Operator::start(
+        env.dir.path(),
+        &env.ns.name,
+        &env.emulator.base_url,
+        &OperatorOptions::default(),
+        "operator",
+    )
+    .await;
+    create_ready(&env, "steady", "https://shop.example.com/hooks/steady").await;
+    // Let the first status write's echo settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let version = |client: kube::Client, ns: String| async move {
+        let sub = get_sub(&client, &ns, "steady").await.unwrap();
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, &ns);
+        let secret = secrets.get("steady-ivy-webhook").await.unwrap();
+        (sub.resource_version(), secret.resource_version())
+    };
+    let before = version(env.client.clone(), env.ns.name.clone()).await;
+    let gets_before = env.emulator.request_count("GET", "/webhook/{id}").await;
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    let after = version(env.client.clone(), env.ns.name.clone()).await;
+    let gets = env.emulator.request_count("GET", "/webhook/{id}").await - gets_before;
+    assert_eq!(
+        before, after,
+        "nothing changed, yet the operator wrote to the apiserver"
+    );
+    // Resync is 3 s: at most one read per interval (plus one for a boundary).
+    assert!(gets <= 10 / 3 + 1, "{gets} reads at Ivy in {window:?}");
+    assert!(gets >= 1, "the drift check never ran");
+    for method in ["POST", "PUT", "DELETE"] {
+        let writes = env.emulator.request_count(method, "/webhook/{id}").await;
+        assert_eq!(writes, 0, "{method} at Ivy in steady state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_json_and_carry_no_secret() {
+    let Some(env) = setup("e2e-json", &[]).await else {
+        return;
+    };
+    let options = OperatorOptions {
+        extra_args: vec!["--log-format".into(), "json".into()],
+        ..OperatorOptions::default()
+    };
+    let mut operator = Operator::start(
+        env.dir.path(),
+        &env.ns.name,
+        &env.emulator.base_url,
+        &options,
+        "operator",
+    )
+    .await;
+    let (_, id) = create_ready(&env, "json", "https://shop.example.com/hooks/json").await;
+    let secret = env.emulator.subscription(&id).await.unwrap()["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(operator.process.terminate().await, Some(0));
+    let log = operator.process.log_text();
+    let mut lines = 0;
+    for line in log.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+        lines += 1;
+    }
+    assert!(lines > 3, "{log}");
+    assert!(!log.contains(&secret) && !log.contains(API_KEY));
+}

@@ -389,6 +389,19 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// How many requests with `method` matched `route` (the emulator's route template).
+    pub async fn request_count(&self, method: &str, route: &str) -> u64 {
+        self.admin_get("requests")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["method"] == method && r["route"] == route)
+            .map(|r| r["count"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub async fn set_idempotency(&self, enabled: bool) {
         let response = self
             .http
@@ -469,6 +482,7 @@ pub struct OperatorOptions {
     pub lease_name: Option<String>,
     pub kubeconfig: Option<PathBuf>,
     pub watch_namespace: bool,
+    pub extra_args: Vec<String>,
 }
 
 impl Default for OperatorOptions {
@@ -482,6 +496,7 @@ impl Default for OperatorOptions {
             lease_name: None,
             kubeconfig: None,
             watch_namespace: true,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -546,6 +561,7 @@ impl Operator {
                 args.extend(["--lease-name".into(), lease.clone()]);
             }
         }
+        args.extend(options.extra_args.iter().cloned());
         let mut env = Vec::new();
         if let Some(kubeconfig) = &options.kubeconfig {
             env.push(("KUBECONFIG", kubeconfig.display().to_string()));
