@@ -22,6 +22,34 @@ struct Env {
     emulator: Emulator,
 }
 
+impl Env {
+    /// An operator watching this test's namespace, with default options.
+    async fn operator(&self) -> Operator {
+        self.operator_with(&OperatorOptions::default(), "operator")
+            .await
+    }
+
+    async fn operator_with(&self, options: &OperatorOptions, name: &str) -> Operator {
+        self.operator_in(&self.ns.name, options, name).await
+    }
+
+    async fn operator_in(
+        &self,
+        namespace: &str,
+        options: &OperatorOptions,
+        name: &str,
+    ) -> Operator {
+        Operator::start(
+            self.dir.path(),
+            namespace,
+            &self.emulator.base_url,
+            options,
+            name,
+        )
+        .await
+    }
+}
+
 async fn setup(prefix: &str, emulator_args: &[&str]) -> Option<Env> {
     let client = cluster().await?;
     install_crd().await;
@@ -60,14 +88,7 @@ async fn ready_secret_matches_ivy_and_receiver_verifies_before_and_after_rotatio
     let Some(env) = setup("e2e-main", &[]).await else {
         return;
     };
-    let operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let operator = env.operator().await;
     let mount = SecretMount::start(
         &env.client,
         &env.ns.name,
@@ -207,14 +228,7 @@ async fn spec_changes_propagate_and_changes_at_ivy_are_reverted() {
     let Some(env) = setup("e2e-drift", &[]).await else {
         return;
     };
-    let _operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let _operator = env.operator().await;
     let (_, id) = create_ready(&env, "drift", "https://shop.example.com/hooks/drift").await;
 
     let (ok, out, err) = kubectl(&[
@@ -266,14 +280,7 @@ async fn deletion_removes_remote_and_secret_and_orphan_keeps_them() {
     let Some(env) = setup("e2e-delete", &[]).await else {
         return;
     };
-    let _operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let _operator = env.operator().await;
     let (uid, id) = create_ready(&env, "gone", "https://shop.example.com/hooks/gone").await;
     apply(
         &env.ns.name,
@@ -411,14 +418,7 @@ async fn foreign_secret_is_never_overwritten() {
     let Some(env) = setup("e2e-conflict", &[]).await else {
         return;
     };
-    let _operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let _operator = env.operator().await;
     let (ok, out, err) = kubectl(&[
         "create",
         "secret",
@@ -468,14 +468,9 @@ async fn internal_and_service_dialects_reach_ready() {
         dialect: "internal",
         ..OperatorOptions::default()
     };
-    let _internal = Operator::start(
-        env.dir.path(),
-        &internal_ns.name,
-        &env.emulator.base_url,
-        &options,
-        "operator-internal",
-    )
-    .await;
+    let _internal = env
+        .operator_in(&internal_ns.name, &options, "operator-internal")
+        .await;
     apply(
         &internal_ns.name,
         &manifest(
@@ -510,14 +505,7 @@ async fn internal_and_service_dialects_reach_ready() {
         app_secret: Some(app_secret.clone()),
         ..OperatorOptions::default()
     };
-    let _service = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &options,
-        "operator-service",
-    )
-    .await;
+    let _service = env.operator_with(&options, "operator-service").await;
     apply(
         &env.ns.name,
         &manifest(
@@ -570,14 +558,7 @@ async fn adoption_takes_over_a_subscription_but_cannot_recover_its_secret() {
         .await
         .unwrap();
     let legacy_id = created["id"].as_str().expect("id").to_owned();
-    let _operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let _operator = env.operator().await;
     let yaml = manifest("legacy", "https://shop.example.com/hooks/legacy", &["order_created"], "")
         .replace("metadata:\n  name: legacy\n", &format!("metadata:\n  name: legacy\n  annotations:\n    webhooks.ivy.dev/subscription-id: \"{legacy_id}\"\n"));
     apply(&env.ns.name, &yaml).await;
@@ -647,14 +628,7 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
         lease_name: Some("ivywh-e2e".into()),
         ..OperatorOptions::default()
     };
-    let mut first = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &options,
-        "replica-a",
-    )
-    .await;
+    let mut first = env.operator_with(&options, "replica-a").await;
     // Give the first replica the lease before the second one starts.
     let client = env.client.clone();
     let ns = env.ns.name.clone();
@@ -672,14 +646,7 @@ async fn leader_election_lets_one_replica_reconcile_and_fails_over() {
         async move { (holder().await.as_deref() == Some("replica-a")).then_some(()) }
     })
     .await;
-    let mut second = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &options,
-        "replica-b",
-    )
-    .await;
+    let mut second = env.operator_with(&options, "replica-b").await;
     let (_, id) = create_ready(&env, "led", "https://shop.example.com/hooks/led").await;
     assert!(
         second
@@ -748,14 +715,7 @@ async fn sigterm_stops_the_operator_cleanly() {
     let Some(env) = setup("e2e-sigterm", &[]).await else {
         return;
     };
-    let mut operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let mut operator = env.operator().await;
     create_ready(&env, "term", "https://shop.example.com/hooks/term").await;
     let code = operator.process.terminate().await;
     assert_eq!(code, Some(0), "log:\n{}", operator.process.log_text());
@@ -772,14 +732,7 @@ async fn steady_state_writes_nothing_and_reads_ivy_once_per_resync() {
     let Some(env) = setup("e2e-steady", &[]).await else {
         return;
     };
-    let _operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &OperatorOptions::default(),
-        "operator",
-    )
-    .await;
+    let _operator = env.operator().await;
     create_ready(&env, "steady", "https://shop.example.com/hooks/steady").await;
     // Let the first status write's echo settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -818,14 +771,7 @@ async fn json_logs_are_json_and_carry_no_secret() {
         extra_args: vec!["--log-format".into(), "json".into()],
         ..OperatorOptions::default()
     };
-    let mut operator = Operator::start(
-        env.dir.path(),
-        &env.ns.name,
-        &env.emulator.base_url,
-        &options,
-        "operator",
-    )
-    .await;
+    let mut operator = env.operator_with(&options, "operator").await;
     let (_, id) = create_ready(&env, "json", "https://shop.example.com/hooks/json").await;
     let secret = env.emulator.subscription(&id).await.unwrap()["signing_secret"]
         .as_str()
