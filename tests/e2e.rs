@@ -789,3 +789,56 @@ async fn json_logs_are_json_and_carry_no_secret() {
     assert!(lines > 3, "{log}");
     assert!(!log.contains(&secret) && !log.contains(API_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_dialect_never_shares_one_subscription_between_two_resources() {
+    let Some(env) = setup("e2e-svc-dup", &[]).await else {
+        return;
+    };
+    let app_secret = env.emulator.app_signing_secret().await;
+    let options = OperatorOptions {
+        dialect: "service",
+        app_secret: Some(app_secret),
+        ..OperatorOptions::default()
+    };
+    let _operator = env.operator_with(&options, "operator").await;
+    let url = "https://shop.example.com/hooks/shared";
+    apply(
+        &env.ns.name,
+        &manifest("first", url, &["order_created"], ""),
+    )
+    .await;
+    wait_ready(&env.ns.name, "first", "60s").await;
+    apply(
+        &env.ns.name,
+        &manifest("second", url, &["order_created"], ""),
+    )
+    .await;
+    let ready = eventually(WAIT, "DuplicateUrl on the second resource", || async {
+        let sub = get_sub(&env.client, &env.ns.name, "second").await?;
+        let ready = sub.ready_condition()?.clone();
+        (ready.reason == "DuplicateUrl").then_some(ready)
+    })
+    .await;
+    assert!(ready.message.contains("/first"), "{}", ready.message);
+    let (ok, out, err) = kubectl(&[
+        "delete",
+        "-n",
+        &env.ns.name,
+        "ivywh/second",
+        "--timeout=60s",
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    let first_id = get_sub(&env.client, &env.ns.name, "first")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .subscription_id
+        .unwrap();
+    assert!(
+        env.emulator.subscription(&first_id).await.is_some(),
+        "deleting the second resource removed the first one's subscription"
+    );
+}

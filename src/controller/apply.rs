@@ -675,6 +675,21 @@ async fn resolve_duplicate_url(
         });
     };
     if !capabilities.per_subscription_secret {
+        // Without a description there is no marker: another resource with the same URL may
+        // already manage this subscription, and two owners would delete it under each other.
+        if let Some(owner) = claimed_by_another(target, ctx, &holder.id).await? {
+            return Err(Interrupt::Stop {
+                outcome: Outcome::new(
+                    Reason::DuplicateUrl,
+                    format!(
+                        "subscription {} for {url} is already managed by WebhookSubscription {owner}",
+                        holder.id
+                    ),
+                    None,
+                ),
+                retry: Action::requeue(ctx.config.resync_interval),
+            });
+        }
         // The secret belongs to the app, so nothing is lost by taking this subscription over.
         adopt_subscription(target, ctx, stored, &holder.id).await?;
         return ensure_in_step(target, ctx, stored, &holder.id).await;
@@ -705,6 +720,32 @@ async fn resolve_duplicate_url(
         ),
         retry: Action::requeue(ctx.config.resync_interval),
     })
+}
+
+/// The `namespace/name` of another resource (in the watched scope) whose status names `id`.
+pub(crate) async fn claimed_by_another(
+    target: &Target,
+    ctx: &Context,
+    id: &str,
+) -> Step<Option<String>> {
+    let api: Api<WebhookSubscription> = match &ctx.config.watch_namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    };
+    let all = api
+        .list(&Default::default())
+        .await
+        .map_err(|source| Interrupt::Kube(Error::ListResources { source }))?;
+    Ok(all.items.into_iter().find_map(|other| {
+        let claims = other.status.as_ref()?.subscription_id.as_deref() == Some(id);
+        (claims && other.uid().as_deref() != Some(target.uid.as_str())).then(|| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
+    }))
 }
 
 /// Takes over an existing remote subscription named by the adoption annotation.

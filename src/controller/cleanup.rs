@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use tracing::info;
 
-use crate::controller::apply::{Interrupt, Target, delete_remote};
+use crate::controller::apply::{Interrupt, Target, claimed_by_another, delete_remote};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::events;
@@ -152,7 +152,12 @@ async fn delete_all(
             action: "list subscriptions",
             error,
         })?;
-        ids.extend(remotes.into_iter().filter(|r| &r.url == url).map(|r| r.id));
+        for remote in remotes.into_iter().filter(|r| &r.url == url) {
+            // Unless another resource with the same URL manages it.
+            if claimed_by_another(target, ctx, &remote.id).await?.is_none() {
+                ids.insert(remote.id);
+            }
+        }
     }
     for id in ids.iter() {
         delete_remote(ctx, &target.uid, id).await?;

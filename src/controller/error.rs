@@ -23,6 +23,11 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("failed to list WebhookSubscriptions")]
+    ListResources {
+        #[source]
+        source: kube::Error,
+    },
     #[error("failed to {action} at Ivy")]
     Ivy {
         action: &'static str,
@@ -46,6 +51,7 @@ impl Error {
         match self {
             Error::GetSecret { .. } | Error::ApplySecret { .. } => "secret_error",
             Error::ApplyStatus { .. } => "status_error",
+            Error::ListResources { .. } => "list_error",
             Error::Ivy { .. } => "ivy_error",
             Error::CleanupBlocked { .. } => "cleanup_blocked",
             Error::MissingObjectKey(_) => "invalid_object",
