@@ -1,5 +1,5 @@
-//! Error answers in each dialect's own shape, and the small response helpers the handlers
-//! share.
+//! Error answers in each dialect's own shape, and the JSON and dropped-connection answers the
+//! server and the handlers share.
 //!
 //! - `rest`: `{"statusCode": 400, "error": "Bad Request", "code": "invalid_url", "message": "…"}`
 //! - `internal`: `{"error": {"code": "…", "message": "…", "type": "validation_error"}}` (seed 000)
@@ -191,16 +191,6 @@ pub fn dropped_connection() -> Response {
     let mut response = Response::new(Body::from_stream(failing));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
-}
-
-/// Reads a JSON request body into `T`, or a 400 in the dialect's shape.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::validation(
-            "invalid_request",
-            format!("The request body is not valid JSON for this endpoint: {e}"),
-        )
-    })
 }
 
 #[cfg(test)]

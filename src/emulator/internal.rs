@@ -20,22 +20,25 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries;
-use super::errors::{ApiError, Family, json_response, parse_body};
+use super::errors::{ApiError, Family, json_response};
+use super::handler::{self, Wire, page_limit, parse_body, parse_optional_body};
 use super::model::{
     Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
 };
-use super::payloads;
 use super::state::Shared;
 use crate::ivy::Dialect;
 
-const DIALECT: Dialect = Dialect::Internal;
+/// The `internal` dialect, for [`handler::Answer`].
+pub(crate) struct Internal;
+
+type Answer = handler::Answer<Internal>;
+
+const DIALECT: Dialect = Internal::DIALECT;
 const BASE: &str = "/api/service/internal/webhook-subscription";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -115,25 +118,25 @@ struct Page {
     next_cursor: Option<String>,
 }
 
-fn model_error(err: ModelError) -> ApiError {
-    match err {
-        ModelError::Invalid { field, message } => match field {
-            Field::Url => ApiError::validation("invalid_endpoint_url", message),
-            Field::Events => ApiError::validation("invalid_event_types", message),
-            Field::Description => ApiError::validation("invalid_description", message),
-        },
-        ModelError::NotFound => ApiError::not_found("resource_not_found"),
-        ModelError::DuplicateUrl => ApiError::new(
-            StatusCode::CONFLICT,
-            Family::Conflict,
-            "duplicate_endpoint_url",
-            "A webhook subscription with this endpoint URL already exists.",
-        ),
-    }
-}
+impl Wire for Internal {
+    const DIALECT: Dialect = Dialect::Internal;
 
-fn fail(err: ApiError) -> Response {
-    err.render(DIALECT)
+    fn model_error(err: ModelError) -> ApiError {
+        match err {
+            ModelError::Invalid { field, message } => match field {
+                Field::Url => ApiError::validation("invalid_endpoint_url", message),
+                Field::Events => ApiError::validation("invalid_event_types", message),
+                Field::Description => ApiError::validation("invalid_description", message),
+            },
+            ModelError::NotFound => ApiError::not_found("resource_not_found"),
+            ModelError::DuplicateUrl => ApiError::new(
+                StatusCode::CONFLICT,
+                Family::Conflict,
+                "duplicate_endpoint_url",
+                "A webhook subscription with this endpoint URL already exists.",
+            ),
+        }
+    }
 }
 
 /// The `subscription_id` of a body; an id in another format is simply not found.
@@ -144,26 +147,27 @@ fn subscription_id(id: Option<&str>) -> Result<Uuid, ApiError> {
     parse_id(DIALECT, id).ok_or_else(|| ApiError::not_found("resource_not_found"))
 }
 
+/// The subscription a `{subscription_id}` body names.
+fn target(body: &[u8]) -> Result<Uuid, ApiError> {
+    let request: ByIdRequest = parse_body(body)?;
+    subscription_id(request.subscription_id.as_deref())
+}
+
 async fn create(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: CreateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: CreateRequest = parse_body(&body)?;
     let Some(endpoint_url) = request.endpoint_url else {
-        return fail(ApiError::validation(
+        return Err(ApiError::validation(
             "invalid_endpoint_url",
             "endpoint_url is required. Must be a valid HTTPS URL.",
-        ));
+        )
+        .into());
     };
     let Some(event_types) = request.event_types else {
-        return fail(ApiError::validation(
-            "invalid_event_types",
-            "event_types is required.",
-        ));
+        return Err(ApiError::validation("invalid_event_types", "event_types is required.").into());
     };
     let new = NewSubscription {
         url: endpoint_url,
@@ -171,45 +175,33 @@ async fn create(
         description: request.description,
         active: true,
     };
-    let allow_http = shared.config.allow_http_urls;
-    let created = shared
-        .lock()
-        .store
-        .create(merchant, DIALECT, new, allow_http);
-    match created {
-        Ok(s) => json_response(
-            StatusCode::OK,
-            &Created {
-                subscription: WireSubscription::from(&s),
-                webhook_signing_secret: s.signing_secret.clone().unwrap_or_default(),
-            },
-        ),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::create(&shared, merchant, DIALECT, new)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Created {
+            subscription: WireSubscription::from(&s),
+            webhook_signing_secret: s.signing_secret.clone().unwrap_or_default(),
+        },
+    ))
 }
 
 async fn update(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: UpdateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match subscription_id(request.subscription_id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: UpdateRequest = parse_body(&body)?;
+    let uuid = subscription_id(request.subscription_id.as_deref())?;
     let active = match request.status.as_deref() {
         None => None,
         Some("active") => Some(true),
         Some("inactive") => Some(false),
         Some(_) => {
-            return fail(ApiError::validation(
+            return Err(ApiError::validation(
                 "invalid_status",
                 "status must be active or inactive.",
-            ));
+            )
+            .into());
         }
     };
     let change = Change {
@@ -218,39 +210,18 @@ async fn update(
         description: request.description,
         active,
     };
-    let allow_http = shared.config.allow_http_urls;
-    let updated = shared
-        .lock()
-        .store
-        .update(merchant, uuid, change, allow_http);
-    match updated {
-        Ok(s) => json_response(StatusCode::OK, &WireSubscription::from(&s)),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::update(&shared, merchant, uuid, change)?;
+    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
 async fn read(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match subscription_id(request.subscription_id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let found = shared
-        .lock()
-        .store
-        .get(merchant, uuid)
-        .map(WireSubscription::from);
-    match found {
-        Ok(s) => json_response(StatusCode::OK, &s),
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = target(&body)?;
+    let subscription = WireSubscription::from(shared.lock().store.get(merchant, uuid)?);
+    Ok(json_response(StatusCode::OK, &subscription))
 }
 
 /// Cursors are `cur_<seq>`: the page starts after the subscription created `seq`-th.
@@ -258,27 +229,14 @@ async fn list(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ListRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ListRequest::default()
-    } else {
-        match parse_body(&body) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        }
-    };
-    let limit = request.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return fail(ApiError::validation(
-            "invalid_limit",
-            "limit must be between 1 and 100.",
-        ));
-    }
+) -> Answer {
+    let request: ListRequest = parse_optional_body(&body)?;
+    let limit = page_limit(request.limit, "invalid_limit")?;
     let after = match request.cursor.as_deref() {
         None => 0,
         Some(c) => match c.strip_prefix("cur_").and_then(|n| n.parse::<u64>().ok()) {
             Some(seq) => seq,
-            None => return fail(ApiError::validation("invalid_cursor", "Unknown cursor.")),
+            None => return Err(ApiError::validation("invalid_cursor", "Unknown cursor.").into()),
         },
     };
     let all = shared.lock().store.list(merchant, &Filter::default());
@@ -289,7 +247,7 @@ async fn list(
         .last()
         .filter(|_| has_more)
         .map(|s| format!("cur_{}", s.seq));
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &Page {
             object: "list",
@@ -297,59 +255,35 @@ async fn list(
             has_more,
             next_cursor,
         },
-    )
+    ))
 }
 
 async fn remove(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match subscription_id(request.subscription_id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let deleted = shared.lock().store.delete(merchant, uuid);
-    match deleted {
-        Ok(s) => json_response(
-            StatusCode::OK,
-            &json!({"id": s.internal_id(), "deleted": true}),
-        ),
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = target(&body)?;
+    let s = shared.lock().store.delete(merchant, uuid)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"id": s.internal_id(), "deleted": true}),
+    ))
 }
 
 async fn trigger_test(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match subscription_id(request.subscription_id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let found = shared.lock().store.get(merchant, uuid).cloned();
-    match found {
-        Ok(s) => {
-            let payload = payloads::payload("test", merchant.0);
-            let delivery = deliveries::send_event(&shared, &s, "test", &payload);
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "webhook_id": delivery.webhook_id,
-                    "subscription_id": s.internal_id(),
-                    "event_type": "test",
-                }),
-            )
-        }
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = target(&body)?;
+    let (s, delivery) = handler::send_test(&shared, merchant, uuid)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "webhook_id": delivery.webhook_id,
+            "subscription_id": s.internal_id(),
+            "event_type": "test",
+        }),
+    ))
 }

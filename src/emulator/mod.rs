@@ -28,6 +28,7 @@ pub mod state;
 
 mod admin;
 mod errors;
+mod handler;
 mod internal;
 mod rest;
 mod server;

@@ -16,22 +16,25 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deliveries;
-use super::errors::{ApiError, Family, json_response, parse_body};
+use super::errors::{ApiError, Family, json_response};
+use super::handler::{self, Wire, page_limit, parse_body};
 use super::model::{
     Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
 };
-use super::payloads;
 use super::state::Shared;
 use crate::ivy::Dialect;
 
-const DIALECT: Dialect = Dialect::Rest;
+/// The `rest` dialect, for [`handler::Answer`].
+pub(crate) struct Rest;
+
+type Answer = handler::Answer<Rest>;
+
+const DIALECT: Dialect = Rest::DIALECT;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -95,27 +98,29 @@ struct Page {
     offset: usize,
 }
 
-fn model_error(err: ModelError) -> ApiError {
-    match err {
-        ModelError::Invalid { field, message } => match field {
-            Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
-            Field::Events => ApiError::validation("invalid_events", message).with_param("events"),
-            Field::Description => {
-                ApiError::validation("invalid_description", message).with_param("description")
-            }
-        },
-        ModelError::NotFound => ApiError::not_found("not_found"),
-        ModelError::DuplicateUrl => ApiError::new(
-            StatusCode::CONFLICT,
-            Family::Conflict,
-            "duplicate_url",
-            "A webhook with this URL already exists.",
-        ),
-    }
-}
+impl Wire for Rest {
+    const DIALECT: Dialect = Dialect::Rest;
 
-fn fail(err: ApiError) -> Response {
-    err.render(DIALECT)
+    fn model_error(err: ModelError) -> ApiError {
+        match err {
+            ModelError::Invalid { field, message } => match field {
+                Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
+                Field::Events => {
+                    ApiError::validation("invalid_events", message).with_param("events")
+                }
+                Field::Description => {
+                    ApiError::validation("invalid_description", message).with_param("description")
+                }
+            },
+            ModelError::NotFound => ApiError::not_found("not_found"),
+            ModelError::DuplicateUrl => ApiError::new(
+                StatusCode::CONFLICT,
+                Family::Conflict,
+                "duplicate_url",
+                "A webhook with this URL already exists.",
+            ),
+        }
+    }
 }
 
 /// A path id: 400 when it is not a UUID (the seed lists 400 for get/update/delete).
@@ -128,16 +133,10 @@ async fn create(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: CreateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: CreateRequest = parse_body(&body)?;
     let (Some(url), Some(events)) = (request.url, request.events) else {
-        return fail(ApiError::validation(
-            "missing_field",
-            "url and events are required.",
-        ));
+        return Err(ApiError::validation("missing_field", "url and events are required.").into());
     };
     let new = NewSubscription {
         url,
@@ -145,37 +144,24 @@ async fn create(
         description: request.description,
         active: true,
     };
-    let allow_http = shared.config.allow_http_urls;
-    let created = shared
-        .lock()
-        .store
-        .create(merchant, DIALECT, new, allow_http);
-    match created {
-        Ok(s) => json_response(
-            StatusCode::CREATED,
-            &CreatedWebhook {
-                webhook: Webhook::from(&s),
-                secret: s.signing_secret.clone().unwrap_or_default(),
-            },
-        ),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::create(&shared, merchant, DIALECT, new)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &CreatedWebhook {
+            webhook: Webhook::from(&s),
+            secret: s.signing_secret.clone().unwrap_or_default(),
+        },
+    ))
 }
 
 async fn read(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     Path(id): Path<String>,
-) -> Response {
-    let uuid = match path_id(&id) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let found = shared.lock().store.get(merchant, uuid).map(Webhook::from);
-    match found {
-        Ok(w) => json_response(StatusCode::OK, &w),
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = path_id(&id)?;
+    let webhook = Webhook::from(shared.lock().store.get(merchant, uuid)?);
+    Ok(json_response(StatusCode::OK, &webhook))
 }
 
 async fn update(
@@ -183,93 +169,63 @@ async fn update(
     Extension(merchant): Extension<Merchant>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let uuid = match path_id(&id) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let request: UpdateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let uuid = path_id(&id)?;
+    let request: UpdateRequest = parse_body(&body)?;
     let change = Change {
         url: request.url,
         events: request.events,
         description: request.description,
         active: request.active,
     };
-    let allow_http = shared.config.allow_http_urls;
-    let updated = shared
-        .lock()
-        .store
-        .update(merchant, uuid, change, allow_http);
-    match updated {
-        Ok(s) => json_response(StatusCode::OK, &Webhook::from(&s)),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::update(&shared, merchant, uuid, change)?;
+    Ok(json_response(StatusCode::OK, &Webhook::from(&s)))
 }
 
 async fn remove(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     Path(id): Path<String>,
-) -> Response {
-    let uuid = match path_id(&id) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let deleted = shared.lock().store.delete(merchant, uuid);
-    match deleted {
-        Ok(s) => json_response(StatusCode::OK, &json!({"id": s.rest_id(), "deleted": true})),
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = path_id(&id)?;
+    let s = shared.lock().store.delete(merchant, uuid)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"id": s.rest_id(), "deleted": true}),
+    ))
 }
 
 async fn list(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
-        match query.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                ApiError::validation("invalid_query", format!("{name} must be a whole number."))
-            }),
+) -> Answer {
+    let number = |name: &str| -> Result<Option<usize>, ApiError> {
+        query
+            .get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::validation("invalid_query", format!("{name} must be a whole number."))
+                })
+            })
+            .transpose()
+    };
+    let limit = number("limit")?;
+    let offset = number("offset")?.unwrap_or(0);
+    let limit = page_limit(limit, "invalid_query")?;
+    let active = match query.get("active").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(
+                ApiError::validation("invalid_query", "active must be true or false.").into(),
+            );
         }
     };
-    let parsed = (|| {
-        let limit = number("limit", 20)?;
-        let offset = number("offset", 0)?;
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::validation(
-                "invalid_query",
-                "limit must be between 1 and 100.",
-            ));
-        }
-        let active = match query.get("active").map(String::as_str) {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                return Err(ApiError::validation(
-                    "invalid_query",
-                    "active must be true or false.",
-                ));
-            }
-        };
-        Ok((
-            limit,
-            offset,
-            Filter {
-                active,
-                event: query.get("event").cloned(),
-            },
-        ))
-    })();
-    let (limit, offset, filter) = match parsed {
-        Ok(p) => p,
-        Err(e) => return fail(e),
+    let filter = Filter {
+        active,
+        event: query.get("event").cloned(),
     };
     let all = shared.lock().store.list(merchant, &filter);
     let page = Page {
@@ -283,28 +239,18 @@ async fn list(
         limit,
         offset,
     };
-    json_response(StatusCode::OK, &page)
+    Ok(json_response(StatusCode::OK, &page))
 }
 
 async fn trigger_test(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     Path(id): Path<String>,
-) -> Response {
-    let uuid = match path_id(&id) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let found = shared.lock().store.get(merchant, uuid).cloned();
-    match found {
-        Ok(s) => {
-            let delivery =
-                deliveries::send_event(&shared, &s, "test", &payloads::payload("test", merchant.0));
-            json_response(
-                StatusCode::OK,
-                &json!({"webhook_id": delivery.webhook_id, "subscription_id": s.rest_id(), "type": "test"}),
-            )
-        }
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = path_id(&id)?;
+    let (s, delivery) = handler::send_test(&shared, merchant, uuid)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"webhook_id": delivery.webhook_id, "subscription_id": s.rest_id(), "type": "test"}),
+    ))
 }

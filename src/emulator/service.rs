@@ -19,22 +19,26 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::deliveries;
-use super::errors::{ApiError, Family, json_response, parse_body};
+use super::errors::{ApiError, Family, json_response};
+use super::handler::{self, Wire, page_limit, parse_body, parse_optional_body};
 use super::model::{
     Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
 };
-use super::payloads;
 use super::state::Shared;
 use crate::ivy::Dialect;
 
-const DIALECT: Dialect = Dialect::Service;
+/// The `service` dialect, for [`handler::Answer`].
+pub(crate) struct Service;
+
+type Answer = handler::Answer<Service>;
+
+const DIALECT: Dialect = Service::DIALECT;
 const BASE: &str = "/api/service/webhook-subscription";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -106,26 +110,28 @@ struct Page {
     skip: usize,
 }
 
-fn model_error(err: ModelError) -> ApiError {
-    match err {
-        ModelError::Invalid { field, message } => match field {
-            Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
-            Field::Events => ApiError::validation("invalid_events", message).with_param("events"),
-            Field::Description => ApiError::validation("invalid_request", message),
-        },
-        ModelError::NotFound => ApiError::not_found("resource_missing").with_param("id"),
-        ModelError::DuplicateUrl => ApiError::new(
-            StatusCode::CONFLICT,
-            Family::Conflict,
-            "duplicate_url",
-            "A webhook subscription with this url already exists for this merchant app.",
-        )
-        .with_param("url"),
-    }
-}
+impl Wire for Service {
+    const DIALECT: Dialect = Dialect::Service;
 
-fn fail(err: ApiError) -> Response {
-    err.render(DIALECT)
+    fn model_error(err: ModelError) -> ApiError {
+        match err {
+            ModelError::Invalid { field, message } => match field {
+                Field::Url => ApiError::validation("invalid_url", message).with_param("url"),
+                Field::Events => {
+                    ApiError::validation("invalid_events", message).with_param("events")
+                }
+                Field::Description => ApiError::validation("invalid_request", message),
+            },
+            ModelError::NotFound => ApiError::not_found("resource_missing").with_param("id"),
+            ModelError::DuplicateUrl => ApiError::new(
+                StatusCode::CONFLICT,
+                Family::Conflict,
+                "duplicate_url",
+                "A webhook subscription with this url already exists for this merchant app.",
+            )
+            .with_param("url"),
+        }
+    }
 }
 
 fn body_id(id: Option<&str>) -> Result<Uuid, ApiError> {
@@ -135,23 +141,35 @@ fn body_id(id: Option<&str>) -> Result<Uuid, ApiError> {
     parse_id(DIALECT, id).ok_or_else(|| ApiError::not_found("resource_missing").with_param("id"))
 }
 
+/// The subscription an `{id}` body names.
+fn target(body: &[u8]) -> Result<Uuid, ApiError> {
+    let request: ByIdRequest = parse_body(body)?;
+    body_id(request.id.as_deref())
+}
+
+/// What `delete`, `ping` and `trigger` answer.
+fn success() -> Answer {
+    Ok(json_response(StatusCode::OK, &json!({"success": true})))
+}
+
 async fn create(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: CreateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: CreateRequest = parse_body(&body)?;
     let Some(url) = request.url else {
-        return fail(
-            ApiError::validation("parameter_missing", "url is required.").with_param("url"),
+        return Err(
+            ApiError::validation("parameter_missing", "url is required.")
+                .with_param("url")
+                .into(),
         );
     };
     let Some(events) = request.events else {
-        return fail(
-            ApiError::validation("parameter_missing", "events is required.").with_param("events"),
+        return Err(
+            ApiError::validation("parameter_missing", "events is required.")
+                .with_param("events")
+                .into(),
         );
     };
     let new = NewSubscription {
@@ -160,66 +178,33 @@ async fn create(
         description: None,
         active: true,
     };
-    let allow_http = shared.config.allow_http_urls;
-    let created = shared
-        .lock()
-        .store
-        .create(merchant, DIALECT, new, allow_http);
-    match created {
-        Ok(s) => json_response(StatusCode::OK, &WireSubscription::from(&s)),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::create(&shared, merchant, DIALECT, new)?;
+    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
 async fn update(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: UpdateRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match body_id(request.id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: UpdateRequest = parse_body(&body)?;
+    let uuid = body_id(request.id.as_deref())?;
     let change = Change {
         url: request.url,
         events: request.events,
         ..Default::default()
     };
-    let allow_http = shared.config.allow_http_urls;
-    let updated = shared
-        .lock()
-        .store
-        .update(merchant, uuid, change, allow_http);
-    match updated {
-        Ok(s) => json_response(StatusCode::OK, &WireSubscription::from(&s)),
-        Err(e) => fail(model_error(e)),
-    }
+    let s = handler::update(&shared, merchant, uuid, change)?;
+    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
 async fn list(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ListRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ListRequest::default()
-    } else {
-        match parse_body(&body) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        }
-    };
-    let limit = request.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return fail(
-            ApiError::validation("invalid_request", "limit must be between 1 and 100.")
-                .with_param("limit"),
-        );
-    }
+) -> Answer {
+    let request: ListRequest = parse_optional_body(&body)?;
+    let limit = page_limit(request.limit, "invalid_request")?;
     let skip = request.skip.unwrap_or(0);
     let all = shared.lock().store.list(merchant, &Filter::default());
     let items: Vec<WireSubscription> = all
@@ -234,75 +219,49 @@ async fn list(
         items,
         skip,
     };
-    json_response(StatusCode::OK, &page)
+    Ok(json_response(StatusCode::OK, &page))
 }
 
 async fn remove(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match body_id(request.id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let deleted = shared.lock().store.delete(merchant, uuid);
-    match deleted {
-        Ok(_) => json_response(StatusCode::OK, &json!({"success": true})),
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = target(&body)?;
+    shared.lock().store.delete(merchant, uuid)?;
+    success()
 }
 
 async fn ping(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let uuid = match body_id(request.id.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let found = shared.lock().store.get(merchant, uuid).cloned();
-    match found {
-        Ok(s) => {
-            let payload = payloads::payload("test", merchant.0);
-            deliveries::send_event(&shared, &s, "test", &payload);
-            json_response(StatusCode::OK, &json!({"success": true}))
-        }
-        Err(e) => fail(model_error(e)),
-    }
+) -> Answer {
+    let uuid = target(&body)?;
+    handler::send_test(&shared, merchant, uuid)?;
+    success()
 }
 
 async fn resend(
     State(shared): State<Arc<Shared>>,
     Extension(merchant): Extension<Merchant>,
     body: Bytes,
-) -> Response {
-    let request: ByIdRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+) -> Answer {
+    let request: ByIdRequest = parse_body(&body)?;
     let Some(id) = request.id else {
-        return fail(ApiError::validation("parameter_missing", "id is required.").with_param("id"));
+        return Err(ApiError::validation("parameter_missing", "id is required.")
+            .with_param("id")
+            .into());
     };
     match deliveries::resend(&shared, merchant, &id) {
-        Some(_) => json_response(StatusCode::OK, &json!({"success": true})),
-        None => fail(
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                Family::NotFound,
-                "resource_missing",
-                "No delivered webhook with this id (or its subscription is gone).",
-            )
-            .with_param("id"),
-        ),
+        Some(_) => success(),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Family::NotFound,
+            "resource_missing",
+            "No delivered webhook with this id (or its subscription is gone).",
+        )
+        .with_param("id")
+        .into()),
     }
 }
