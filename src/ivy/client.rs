@@ -15,6 +15,8 @@ use super::error::{ConflictKind, IvyError};
 use super::redacted::ApiKey;
 use super::{IdempotencyKey, SharedIvyApi};
 
+pub(crate) mod verbs;
+
 /// Longest piece of Ivy's own text (a message, or a snippet of an unparseable body) that is
 /// copied into an error; error messages end up in conditions and logs.
 const MAX_ERROR_TEXT: usize = 300;
@@ -214,6 +216,20 @@ impl Transport {
             retry_after,
             body,
         })
+    }
+
+    /// [`Transport::send`], with a non-2xx answer turned into the error `how` reads it as.
+    pub async fn exchange(
+        &self,
+        call: Call<'_>,
+        how: &Classify<'_>,
+    ) -> Result<RawResponse, IvyError> {
+        let response = self.send(call).await?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(classify(self, &response, how))
+        }
     }
 
     /// Ivy's text with the API key blanked out, bounded in length.

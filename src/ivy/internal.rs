@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::client::verbs::{self, ListPage, PAGE_SIZE};
 use super::client::{
-    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, follow_up_key, json_value,
-    str_field,
+    Call, Classify, ErrorBody, RawResponse, Transport, decode, json_value, str_field,
 };
 use super::{
     Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
@@ -24,8 +24,6 @@ use super::{
 };
 
 const PREFIX: [&str; 4] = ["api", "service", "internal", "webhook-subscription"];
-const PAGE_SIZE: usize = 100;
-const MAX_PAGES: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,34 +181,38 @@ impl InternalClient {
         if let Some(key) = key {
             call = call.idempotency_key(key);
         }
-        let response = self.transport.send(call).await?;
-        if response.is_success() {
-            return Ok(response);
-        }
-        let err = classify(
-            &self.transport,
-            &response,
-            &Classify {
-                dialect: Dialect::Internal,
-                operation,
-                id,
-                parse_error,
-                // create and update are documented; any other verb may be missing.
-                route_may_be_missing: self.flag(operation).is_some(),
-            },
-        );
-        if let (IvyError::Unsupported { .. }, Some(flag)) = (&err, self.flag(operation)) {
+        let how = Classify {
+            dialect: Dialect::Internal,
+            operation,
+            id,
+            parse_error,
+            // create and update are documented; any other verb may be missing.
+            route_may_be_missing: self.flag(operation).is_some(),
+        };
+        let answer = self.transport.exchange(call, &how).await;
+        if let (Err(IvyError::Unsupported { .. }), Some(flag)) = (&answer, self.flag(operation)) {
             flag.store(false, Ordering::Relaxed);
         }
-        Err(err)
+        answer
     }
 
-    async fn scan_for(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
-        self.list()
-            .await?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| IvyError::NotFound { id: id.to_owned() })
+    /// One page of `list`; the last has no `next_cursor`, `has_more: false` or no items.
+    async fn page(&self, cursor: Option<String>) -> Result<ListPage<String>, IvyError> {
+        let body = ListBody {
+            limit: PAGE_SIZE,
+            cursor: cursor.as_deref(),
+        };
+        let response = self.post("list", "list", "", body, None).await?;
+        let page: Page = decode("list", &response)?;
+        let more = page.has_more && !page.data.is_empty();
+        Ok(ListPage {
+            items: page
+                .data
+                .into_iter()
+                .map(RemoteSubscription::from)
+                .collect(),
+            next: page.next_cursor.filter(|_| more),
+        })
     }
 }
 
@@ -253,27 +255,9 @@ impl IvyApi for InternalClient {
         let response = self.post("create", "create", "", body, Some(key)).await?;
         let created: Created = decode("create", &response)?;
         let secret = SigningSecret::new(created.webhook_signing_secret);
-        let mut subscription = RemoteSubscription::from(created.subscription);
-        if !request.active && subscription.active != Some(false) {
-            // The create body has no status; switch it off with the documented update.
-            let patch = SubscriptionPatch {
-                active: Some(false),
-                ..Default::default()
-            };
-            match self
-                .update(&subscription.id, &patch, &follow_up_key(key, "deactivate"))
-                .await
-            {
-                Ok(updated) => subscription = updated,
-                // Never lose the one-time secret over this; the caller sees `active` is still
-                // true and corrects it later.
-                Err(err) => tracing::warn!(
-                    subscription_id = %subscription.id,
-                    error = %err,
-                    "created an Ivy subscription but could not deactivate it yet"
-                ),
-            }
-        }
+        // The create body has no status; the documented update switches it off.
+        let subscription =
+            verbs::deactivate_if_asked(self, request, key, created.subscription.into()).await;
         Ok(CreatedSubscription {
             subscription,
             signing_secret: Some(secret),
@@ -291,7 +275,7 @@ impl IvyApi for InternalClient {
                 Err(err) => return Err(err),
             }
         }
-        self.scan_for(id).await.map_err(|err| match err {
+        verbs::scan_list(self, id).await.map_err(|err| match err {
             IvyError::Unsupported { .. } => unsupported("get"),
             other => other,
         })
@@ -330,26 +314,7 @@ impl IvyApi for InternalClient {
     }
 
     async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let body = ListBody {
-                limit: PAGE_SIZE,
-                cursor: cursor.as_deref(),
-            };
-            let response = self.post("list", "list", "", body, None).await?;
-            let page: Page = decode("list", &response)?;
-            let got = page.data.len();
-            all.extend(page.data.into_iter().map(RemoteSubscription::from));
-            match page.next_cursor {
-                Some(next) if page.has_more && got > 0 => cursor = Some(next),
-                _ => return Ok(all),
-            }
-        }
-        Err(IvyError::MalformedResponse {
-            operation: "list",
-            message: format!("the list did not end after {MAX_PAGES} pages"),
-        })
+        verbs::collect_pages(|_, cursor| self.page(cursor)).await
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {

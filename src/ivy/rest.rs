@@ -14,19 +14,12 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{
-    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, follow_up_key, json_value,
-    str_field,
-};
+use super::client::verbs::{self, ListPage, PAGE_SIZE};
+use super::client::{Call, Classify, ErrorBody, Transport, decode, json_value, str_field};
 use super::{
     Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
     RemoteSubscription, SigningSecret, SubscriptionPatch, SubscriptionRequest,
 };
-
-/// Largest page the API serves.
-const PAGE_SIZE: usize = 100;
-/// Stops a server that never ends its list from keeping us busy forever (100k subscriptions).
-const MAX_PAGES: usize = 1000;
 
 #[derive(Serialize)]
 struct CreateBody<'a> {
@@ -36,7 +29,7 @@ struct CreateBody<'a> {
     description: Option<&'a str>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct UpdateBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
@@ -126,35 +119,36 @@ impl RestClient {
         }
     }
 
-    fn fail(&self, response: &RawResponse, operation: &'static str, id: &str) -> IvyError {
-        classify(
-            &self.transport,
-            response,
-            &Classify {
-                dialect: Dialect::Rest,
-                operation,
-                id,
-                parse_error,
-                route_may_be_missing: operation == "trigger_test",
-            },
-        )
+    /// How a non-2xx answer to `operation` on `id` is read.
+    fn how<'a>(&self, operation: &'static str, id: &'a str) -> Classify<'a> {
+        Classify {
+            dialect: Dialect::Rest,
+            operation,
+            id,
+            parse_error,
+            route_may_be_missing: operation == "trigger_test",
+        }
     }
 
-    async fn put(
-        &self,
-        id: &str,
-        body: &UpdateBody<'_>,
-        key: &IdempotencyKey,
-    ) -> Result<RemoteSubscription, IvyError> {
-        let segments = ["webhook", id];
-        let call = Call::new(Method::PUT, &segments)
-            .json(body)?
-            .idempotency_key(key);
-        let response = self.transport.send(call).await?;
-        if !response.is_success() {
-            return Err(self.fail(&response, "update", id));
-        }
-        Ok(decode::<Webhook>("update", &response)?.into())
+    /// One page of `GET /webhook`; the last is short or reaches `total`.
+    async fn page(&self, offset: usize) -> Result<ListPage<()>, IvyError> {
+        let query = [
+            ("limit", PAGE_SIZE.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        let call = Call::new(Method::GET, &["webhook"]).query(&query);
+        let response = self.transport.exchange(call, &self.how("list", "")).await?;
+        let page: Page = decode("list", &response)?;
+        let got = page.items.len();
+        let last = got < PAGE_SIZE || page.total.is_some_and(|t| offset + got >= t);
+        Ok(ListPage {
+            items: page
+                .items
+                .into_iter()
+                .map(RemoteSubscription::from)
+                .collect(),
+            next: (!last).then_some(()),
+        })
     }
 }
 
@@ -189,32 +183,15 @@ impl IvyApi for RestClient {
         let call = Call::new(Method::POST, &["webhook"])
             .json(&body)?
             .idempotency_key(key);
-        let response = self.transport.send(call).await?;
-        if !response.is_success() {
-            return Err(self.fail(&response, "create", ""));
-        }
+        let response = self
+            .transport
+            .exchange(call, &self.how("create", ""))
+            .await?;
         let created: CreatedWebhook = decode("create", &response)?;
         let secret = SigningSecret::new(created.secret);
-        let mut subscription = RemoteSubscription::from(created.webhook);
-        if !request.active && subscription.active != Some(false) {
-            let off = UpdateBody {
-                active: Some(false),
-                ..Default::default()
-            };
-            match self
-                .put(&subscription.id, &off, &follow_up_key(key, "deactivate"))
-                .await
-            {
-                Ok(updated) => subscription = updated,
-                // The secret is in hand and must reach the caller; the subscription is simply
-                // still active, which the caller sees in `active` and corrects on its next pass.
-                Err(err) => tracing::warn!(
-                    subscription_id = %subscription.id,
-                    error = %err,
-                    "created an Ivy subscription but could not deactivate it yet"
-                ),
-            }
-        }
+        // The seed's create takes no active flag.
+        let subscription =
+            verbs::deactivate_if_asked(self, request, key, created.webhook.into()).await;
         Ok(CreatedSubscription {
             subscription,
             signing_secret: Some(secret),
@@ -223,13 +200,8 @@ impl IvyApi for RestClient {
 
     async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
         let segments = ["webhook", id];
-        let response = self
-            .transport
-            .send(Call::new(Method::GET, &segments))
-            .await?;
-        if !response.is_success() {
-            return Err(self.fail(&response, "get", id));
-        }
+        let call = Call::new(Method::GET, &segments);
+        let response = self.transport.exchange(call, &self.how("get", id)).await?;
         Ok(decode::<Webhook>("get", &response)?.into())
     }
 
@@ -245,44 +217,29 @@ impl IvyApi for RestClient {
             description: patch.description.as_deref(),
             active: patch.active,
         };
-        self.put(id, &body, key).await
+        let segments = ["webhook", id];
+        let call = Call::new(Method::PUT, &segments)
+            .json(&body)?
+            .idempotency_key(key);
+        let response = self
+            .transport
+            .exchange(call, &self.how("update", id))
+            .await?;
+        Ok(decode::<Webhook>("update", &response)?.into())
     }
 
     async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
         let segments = ["webhook", id];
         let call = Call::new(Method::DELETE, &segments).idempotency_key(key);
-        let response = self.transport.send(call).await?;
-        if !response.is_success() {
-            return Err(self.fail(&response, "delete", id));
-        }
+        self.transport
+            .exchange(call, &self.how("delete", id))
+            .await?;
         // The seed documents no body for a delete; the status says it all.
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
-        let mut all = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let query = [
-                ("limit", PAGE_SIZE.to_string()),
-                ("offset", all.len().to_string()),
-            ];
-            let call = Call::new(Method::GET, &["webhook"]).query(&query);
-            let response = self.transport.send(call).await?;
-            if !response.is_success() {
-                return Err(self.fail(&response, "list", ""));
-            }
-            let page: Page = decode("list", &response)?;
-            let got = page.items.len();
-            all.extend(page.items.into_iter().map(RemoteSubscription::from));
-            let finished = got < PAGE_SIZE || page.total.is_some_and(|t| all.len() >= t);
-            if finished {
-                return Ok(all);
-            }
-        }
-        Err(IvyError::MalformedResponse {
-            operation: "list",
-            message: format!("the list did not end after {MAX_PAGES} pages"),
-        })
+        verbs::collect_pages(|offset, _| self.page(offset)).await
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
@@ -293,18 +250,18 @@ impl IvyApi for RestClient {
             });
         }
         let segments = ["webhook", id, "test"];
-        let response = self
+        let call = Call::new(Method::POST, &segments);
+        match self
             .transport
-            .send(Call::new(Method::POST, &segments))
-            .await?;
-        if !response.is_success() {
-            let err = self.fail(&response, "trigger_test", id);
-            if matches!(err, IvyError::Unsupported { .. }) {
+            .exchange(call, &self.how("trigger_test", id))
+            .await
+        {
+            Err(err @ IvyError::Unsupported { .. }) => {
                 self.has_trigger.store(false, Ordering::Relaxed);
+                Err(err)
             }
-            return Err(err);
+            answer => answer.map(drop),
         }
-        Ok(())
     }
 }
 

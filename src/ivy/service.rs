@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::client::verbs::{self, ListPage, PAGE_SIZE};
 use super::client::{
-    Call, Classify, ErrorBody, RawResponse, Transport, classify, decode, json_value, str_field,
+    Call, Classify, ErrorBody, RawResponse, Transport, decode, json_value, str_field,
 };
 use super::{
     Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
@@ -19,8 +20,6 @@ use super::{
 };
 
 const PREFIX: [&str; 3] = ["api", "service", "webhook-subscription"];
-const PAGE_SIZE: usize = 100;
-const MAX_PAGES: usize = 1000;
 
 #[derive(Serialize)]
 struct CreateBody<'a> {
@@ -118,21 +117,33 @@ impl ServiceClient {
         if let Some(key) = key {
             call = call.idempotency_key(key);
         }
-        let response = self.transport.send(call).await?;
-        if response.is_success() {
-            return Ok(response);
-        }
-        Err(classify(
-            &self.transport,
-            &response,
-            &Classify {
-                dialect: Dialect::Service,
-                operation,
-                id,
-                parse_error,
-                route_may_be_missing: false,
-            },
-        ))
+        let how = Classify {
+            dialect: Dialect::Service,
+            operation,
+            id,
+            parse_error,
+            route_may_be_missing: false,
+        };
+        self.transport.exchange(call, &how).await
+    }
+
+    /// One page of `list`; the last has `hasNext: false` or no items.
+    async fn page(&self, skip: usize) -> Result<ListPage<()>, IvyError> {
+        let body = ListBody {
+            limit: PAGE_SIZE,
+            skip,
+        };
+        let response = self.post("list", "list", "", body, None).await?;
+        let page: Page = decode("list", &response)?;
+        let more = page.has_next && !page.items.is_empty();
+        Ok(ListPage {
+            items: page
+                .items
+                .into_iter()
+                .map(RemoteSubscription::from)
+                .collect(),
+            next: more.then_some(()),
+        })
     }
 
     fn expect_success(
@@ -188,11 +199,7 @@ impl IvyApi for ServiceClient {
     }
 
     async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
-        self.list()
-            .await?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| IvyError::NotFound { id: id.to_owned() })
+        verbs::scan_list(self, id).await
     }
 
     async fn update(
@@ -222,24 +229,7 @@ impl IvyApi for ServiceClient {
     }
 
     async fn list(&self) -> Result<Vec<RemoteSubscription>, IvyError> {
-        let mut all = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let body = ListBody {
-                limit: PAGE_SIZE,
-                skip: all.len(),
-            };
-            let response = self.post("list", "list", "", body, None).await?;
-            let page: Page = decode("list", &response)?;
-            let got = page.items.len();
-            all.extend(page.items.into_iter().map(RemoteSubscription::from));
-            if !page.has_next || got == 0 {
-                return Ok(all);
-            }
-        }
-        Err(IvyError::MalformedResponse {
-            operation: "list",
-            message: format!("the list did not end after {MAX_PAGES} pages"),
-        })
+        verbs::collect_pages(|skip, _| self.page(skip)).await
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {

@@ -1,0 +1,147 @@
+//! Verb logic more than one dialect shares, above the transport: walking a paged list, finding
+//! one subscription by scanning the list, and switching off a subscription that a create without
+//! an active flag left on.
+
+use super::follow_up_key;
+use crate::ivy::{
+    IdempotencyKey, IvyApi, IvyError, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
+};
+
+/// The page size every list asks for (the largest the dialects serve).
+pub(crate) const PAGE_SIZE: usize = 100;
+/// Stops a server that never ends its list from keeping us busy forever (100k subscriptions).
+const MAX_PAGES: usize = 1000;
+
+/// One page of a list as a dialect read it.
+pub(crate) struct ListPage<C> {
+    pub items: Vec<RemoteSubscription>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<C>,
+}
+
+/// Every subscription of a paged list. `fetch(offset, cursor)` reads the page after the
+/// `offset` subscriptions collected so far; `cursor` is `None` for the first page and then the
+/// previous page's `next` (offset-paged dialects use `()`).
+pub(crate) async fn collect_pages<C, F, Fut>(
+    mut fetch: F,
+) -> Result<Vec<RemoteSubscription>, IvyError>
+where
+    F: FnMut(usize, Option<C>) -> Fut,
+    Fut: Future<Output = Result<ListPage<C>, IvyError>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = fetch(all.len(), cursor).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+    Err(IvyError::MalformedResponse {
+        operation: "list",
+        message: format!("the list did not end after {MAX_PAGES} pages"),
+    })
+}
+
+/// The subscription `id`, found by walking `api`'s list (for dialects without a usable `get`).
+pub(crate) async fn scan_list<A: IvyApi + ?Sized>(
+    api: &A,
+    id: &str,
+) -> Result<RemoteSubscription, IvyError> {
+    api.list()
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| IvyError::NotFound { id: id.to_owned() })
+}
+
+/// For dialects whose create takes no active flag: when `request` asked for an inactive
+/// subscription and the create left it active, switches it off with an update whose key
+/// derives from the create's (so a replayed create replays this too).
+///
+/// Never fails: the create's one-time secret is in hand and must reach the caller. On failure
+/// the subscription is returned still active, which the caller sees in `active` and corrects
+/// on its next pass.
+pub(crate) async fn deactivate_if_asked<A: IvyApi + ?Sized>(
+    api: &A,
+    request: &SubscriptionRequest,
+    key: &IdempotencyKey,
+    subscription: RemoteSubscription,
+) -> RemoteSubscription {
+    if request.active || subscription.active == Some(false) {
+        return subscription;
+    }
+    let off = SubscriptionPatch {
+        active: Some(false),
+        ..Default::default()
+    };
+    match api
+        .update(&subscription.id, &off, &follow_up_key(key, "deactivate"))
+        .await
+    {
+        Ok(updated) => updated,
+        Err(err) => {
+            tracing::warn!(
+                subscription_id = %subscription.id,
+                error = %err,
+                "created an Ivy subscription but could not deactivate it yet"
+            );
+            subscription
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(n: usize) -> RemoteSubscription {
+        RemoteSubscription {
+            id: n.to_string(),
+            url: "https://a.example/".into(),
+            events: vec!["test".into()],
+            description: None,
+            active: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_walked_with_the_offset_and_the_previous_cursor() {
+        let mut seen = Vec::new();
+        let all = collect_pages(|offset, cursor: Option<usize>| {
+            seen.push((offset, cursor));
+            let page = cursor.unwrap_or(0);
+            async move {
+                Ok(ListPage {
+                    items: vec![sub(page * 2), sub(page * 2 + 1)],
+                    next: (page < 2).then_some(page + 1),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(seen, [(0, None), (2, Some(1)), (4, Some(2))]);
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_malformed() {
+        let err = collect_pages(|_, _| async {
+            Ok(ListPage {
+                items: vec![],
+                next: Some(()),
+            })
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            IvyError::MalformedResponse {
+                operation: "list",
+                ..
+            }
+        ));
+    }
+}
