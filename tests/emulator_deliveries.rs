@@ -10,9 +10,27 @@ mod support;
 
 use std::time::Duration;
 
-use ivy_webhook_operator::emulator::{Delivery, DeliveryState};
-use ivy_webhook_operator::ivy::{Dialect, SignatureError, SigningSecret, verify_signature};
+use ivy_webhook_operator::emulator::{Delivery, DeliveryState, RunningEmulator};
+use ivy_webhook_operator::ivy::{
+    CreatedSubscription, Dialect, SharedIvyApi, SignatureError, SigningSecret, verify_signature,
+};
 use support::*;
+
+/// Creates a subscription to `url` through `ivy` and has Ivy send it the `test` event.
+async fn subscribe_and_test(ivy: &SharedIvyApi, url: &str, key_value: &str) -> CreatedSubscription {
+    let created = ivy.create(&request(url), &key(key_value)).await.unwrap();
+    ivy.trigger_test(&created.subscription.id).await.unwrap();
+    created
+}
+
+/// The deliveries once one of them has failed (or after 3 s).
+async fn once_one_failed(emu: &RunningEmulator) -> Vec<Delivery> {
+    emu.state()
+        .wait_for_deliveries(Duration::from_secs(3), |d| {
+            d.iter().any(|d| d.state == DeliveryState::Failed)
+        })
+        .await
+}
 
 fn signature_of(received: &Received) -> String {
     received.headers["x-ivy-signature"]
@@ -78,12 +96,8 @@ async fn a_wrong_secret_or_a_changed_body_fails_verification() {
     let emu = emulator(config().plain_http_to_loopback(true)).await;
     let receiver = Receiver::start(vec![]).await;
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&receiver.url("h")), &key("w"))
-        .await
-        .unwrap();
+    let created = subscribe_and_test(&ivy, &receiver.url("h"), "w").await;
     let secret = created.signing_secret.unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
     let got = receiver.wait_for(1).await;
     let signature = signature_of(&got[0]);
     let body = got[0].body.to_vec();
@@ -184,11 +198,7 @@ async fn failed_deliveries_are_retried_on_the_schedule_until_a_200() {
     // 204 is a success status but not a 200: Ivy retries it.
     let receiver = Receiver::start(vec![500, 204, 503]).await;
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&receiver.url("retry")), &key("r"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
+    subscribe_and_test(&ivy, &receiver.url("retry"), "r").await;
 
     let got = receiver.wait_for(4).await;
     assert_eq!(got.len(), 4);
@@ -222,17 +232,8 @@ async fn a_delivery_fails_after_the_last_retry() {
     let emu = emulator(config().plain_http_to_loopback(true)).await; // two 20 ms retries
     let receiver = Receiver::start(vec![500; 10]).await;
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&receiver.url("fail")), &key("f"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
-    let deliveries = emu
-        .state()
-        .wait_for_deliveries(Duration::from_secs(3), |d| {
-            d.iter().any(|d| d.state == DeliveryState::Failed)
-        })
-        .await;
+    subscribe_and_test(&ivy, &receiver.url("fail"), "f").await;
+    let deliveries = once_one_failed(&emu).await;
     assert_eq!(deliveries[0].state, DeliveryState::Failed);
     assert_eq!(deliveries[0].attempts.len(), 3);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -250,17 +251,8 @@ async fn an_unreachable_receiver_is_recorded_as_an_error_attempt() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&format!("https://127.0.0.1:{port}/h")), &key("u"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
-    let deliveries = emu
-        .state()
-        .wait_for_deliveries(Duration::from_secs(3), |d| {
-            d.iter().any(|d| d.state == DeliveryState::Failed)
-        })
-        .await;
+    subscribe_and_test(&ivy, &format!("https://127.0.0.1:{port}/h"), "u").await;
+    let deliveries = once_one_failed(&emu).await;
     let attempt = &deliveries[0].attempts[0];
     assert_eq!(attempt.status, None);
     assert!(attempt.error.is_some());
@@ -278,11 +270,7 @@ async fn non_loopback_destinations_are_skipped_never_contacted() {
     .into_iter()
     .enumerate()
     {
-        let created = ivy
-            .create(&request(url), &key(&format!("nl{i}")))
-            .await
-            .unwrap();
-        ivy.trigger_test(&created.subscription.id).await.unwrap();
+        subscribe_and_test(&ivy, url, &format!("nl{i}")).await;
     }
     let deliveries: Vec<Delivery> = emu.state().deliveries();
     assert_eq!(deliveries.len(), 3);
@@ -302,11 +290,7 @@ async fn the_service_trigger_endpoint_resends_a_webhook_by_its_id() {
     let emu = emulator(config().plain_http_to_loopback(true)).await;
     let receiver = Receiver::start(vec![]).await;
     let ivy = client(&emu, Dialect::Service);
-    let created = ivy
-        .create(&request(&receiver.url("svc")), &key("svc"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
+    subscribe_and_test(&ivy, &receiver.url("svc"), "svc").await;
     let first = receiver.wait_for(1).await;
     let webhook_id = serde_json::from_slice::<serde_json::Value>(&first[0].body).unwrap()["id"]
         .as_str()
@@ -354,17 +338,8 @@ async fn https_to_loopback_is_not_downgraded_without_the_switch() {
     let emu = emulator(config().retry_schedule(vec![])).await;
     let receiver = Receiver::start(vec![]).await;
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&receiver.url("tls")), &key("tls"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
-    let deliveries = emu
-        .state()
-        .wait_for_deliveries(Duration::from_secs(3), |d| {
-            d.iter().any(|d| d.state == DeliveryState::Failed)
-        })
-        .await;
+    subscribe_and_test(&ivy, &receiver.url("tls"), "tls").await;
+    let deliveries = once_one_failed(&emu).await;
     assert_eq!(
         deliveries[0].state,
         DeliveryState::Failed,
@@ -383,11 +358,7 @@ async fn shutdown_cancels_pending_retries() {
     .await;
     let receiver = Receiver::start(vec![500, 500]).await;
     let ivy = client(&emu, Dialect::Rest);
-    let created = ivy
-        .create(&request(&receiver.url("bye")), &key("bye"))
-        .await
-        .unwrap();
-    ivy.trigger_test(&created.subscription.id).await.unwrap();
+    subscribe_and_test(&ivy, &receiver.url("bye"), "bye").await;
     receiver.wait_for(1).await;
     emu.shutdown().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
