@@ -6,6 +6,9 @@ use std::marker::PhantomData;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -53,6 +56,33 @@ impl<W: Wire> From<ModelError> for Refusal<W> {
 
 /// What a handler of dialect `W` returns.
 pub(crate) type Answer<W> = Result<Response, Refusal<W>>;
+
+/// Who calls a dialect route: the shared state and the merchant whose API key the pipeline in
+/// `server` accepted.
+pub(crate) struct Caller {
+    pub shared: Arc<Shared>,
+    pub merchant: Merchant,
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    /// Only a route mounted without the pipeline lacks a merchant: a bug, so a bare 500.
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let merchant = parts
+            .extensions
+            .get::<Merchant>()
+            .copied()
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        Ok(Self {
+            shared: shared.clone(),
+            merchant,
+        })
+    }
+}
 
 /// Reads a JSON request body into `T`, or a 400.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

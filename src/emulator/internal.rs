@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
@@ -26,10 +25,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Wire, page_limit, parse_body, parse_optional_body};
-use super::model::{
-    Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
-};
+use super::handler::{self, Caller, Wire, page_limit, parse_body, parse_optional_body};
+use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
 use super::state::Shared;
 use crate::ivy::Dialect;
 
@@ -153,11 +150,7 @@ fn target(body: &[u8]) -> Result<Uuid, ApiError> {
     subscription_id(request.subscription_id.as_deref())
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: CreateRequest = parse_body(&body)?;
     let Some(endpoint_url) = request.endpoint_url else {
         return Err(ApiError::validation(
@@ -185,11 +178,7 @@ async fn create(
     ))
 }
 
-async fn update(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: UpdateRequest = parse_body(&body)?;
     let uuid = subscription_id(request.subscription_id.as_deref())?;
     let active = match request.status.as_deref() {
@@ -214,22 +203,14 @@ async fn update(
     Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
-async fn read(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn read(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     let subscription = WireSubscription::from(shared.lock().store.get(merchant, uuid)?);
     Ok(json_response(StatusCode::OK, &subscription))
 }
 
 /// Cursors are `cur_<seq>`: the page starts after the subscription created `seq`-th.
-async fn list(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn list(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: ListRequest = parse_optional_body(&body)?;
     let limit = page_limit(request.limit, "invalid_limit")?;
     let after = match request.cursor.as_deref() {
@@ -258,11 +239,7 @@ async fn list(
     ))
 }
 
-async fn remove(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn remove(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     let s = shared.lock().store.delete(merchant, uuid)?;
     Ok(json_response(
@@ -271,11 +248,7 @@ async fn remove(
     ))
 }
 
-async fn trigger_test(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn trigger_test(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     let (s, delivery) = handler::send_test(&shared, merchant, uuid)?;
     Ok(json_response(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Wire, page_limit, parse_body};
-use super::model::{
-    Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
-};
+use super::handler::{self, Caller, Wire, page_limit, parse_body};
+use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
 use super::state::Shared;
 use crate::ivy::Dialect;
 
@@ -129,11 +127,7 @@ fn path_id(id: &str) -> Result<Uuid, ApiError> {
         .ok_or_else(|| ApiError::validation("invalid_id", "The webhook id must be a UUID."))
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: CreateRequest = parse_body(&body)?;
     let (Some(url), Some(events)) = (request.url, request.events) else {
         return Err(ApiError::validation("missing_field", "url and events are required.").into());
@@ -154,19 +148,14 @@ async fn create(
     ))
 }
 
-async fn read(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    Path(id): Path<String>,
-) -> Answer {
+async fn read(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {
     let uuid = path_id(&id)?;
     let webhook = Webhook::from(shared.lock().store.get(merchant, uuid)?);
     Ok(json_response(StatusCode::OK, &webhook))
 }
 
 async fn update(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
+    Caller { shared, merchant }: Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
@@ -182,11 +171,7 @@ async fn update(
     Ok(json_response(StatusCode::OK, &Webhook::from(&s)))
 }
 
-async fn remove(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    Path(id): Path<String>,
-) -> Answer {
+async fn remove(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {
     let uuid = path_id(&id)?;
     let s = shared.lock().store.delete(merchant, uuid)?;
     Ok(json_response(
@@ -196,8 +181,7 @@ async fn remove(
 }
 
 async fn list(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
+    Caller { shared, merchant }: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let number = |name: &str| -> Result<Option<usize>, ApiError> {
@@ -242,11 +226,7 @@ async fn list(
     Ok(json_response(StatusCode::OK, &page))
 }
 
-async fn trigger_test(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    Path(id): Path<String>,
-) -> Answer {
+async fn trigger_test(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {
     let uuid = path_id(&id)?;
     let (s, delivery) = handler::send_test(&shared, merchant, uuid)?;
     Ok(json_response(

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
@@ -26,10 +25,8 @@ use uuid::Uuid;
 
 use super::deliveries;
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Wire, page_limit, parse_body, parse_optional_body};
-use super::model::{
-    Change, Field, Filter, Merchant, ModelError, NewSubscription, Subscription, parse_id,
-};
+use super::handler::{self, Caller, Wire, page_limit, parse_body, parse_optional_body};
+use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
 use super::state::Shared;
 use crate::ivy::Dialect;
 
@@ -152,11 +149,7 @@ fn success() -> Answer {
     Ok(json_response(StatusCode::OK, &json!({"success": true})))
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: CreateRequest = parse_body(&body)?;
     let Some(url) = request.url else {
         return Err(
@@ -182,11 +175,7 @@ async fn create(
     Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
-async fn update(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: UpdateRequest = parse_body(&body)?;
     let uuid = body_id(request.id.as_deref())?;
     let change = Change {
@@ -198,11 +187,7 @@ async fn update(
     Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
 }
 
-async fn list(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn list(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: ListRequest = parse_optional_body(&body)?;
     let limit = page_limit(request.limit, "invalid_request")?;
     let skip = request.skip.unwrap_or(0);
@@ -222,31 +207,19 @@ async fn list(
     Ok(json_response(StatusCode::OK, &page))
 }
 
-async fn remove(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn remove(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     shared.lock().store.delete(merchant, uuid)?;
     success()
 }
 
-async fn ping(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn ping(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     handler::send_test(&shared, merchant, uuid)?;
     success()
 }
 
-async fn resend(
-    State(shared): State<Arc<Shared>>,
-    Extension(merchant): Extension<Merchant>,
-    body: Bytes,
-) -> Answer {
+async fn resend(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: ByIdRequest = parse_body(&body)?;
     let Some(id) = request.id else {
         return Err(ApiError::validation("parameter_missing", "id is required.")
