@@ -35,6 +35,34 @@ now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$((10#$t))"; }
 # Seconds (one decimal) between two now_us values.
 secs() { local d=$(($2 - $1)); printf '%d.%d' "$((d / 1000000))" "$((d % 1000000 / 100000))"; }
 
+# ---- the "kubelet": Secret -> files (hack/demo.sh --kubelet NAMESPACE SECRET DIR) -------------
+# What a Secret volume does in a pod, every second: one file per key, replaced atomically; keys
+# that leave the Secret leave the directory. Kubernetes validates keys as [-._a-zA-Z0-9]+, safe
+# as file names. A Secret that cannot be read (not created yet, deleted) changes nothing.
+if [[ ${1:-} == --kubelet ]]; then
+  namespace=$2 secret=$3 mount=$4
+  while :; do
+    if listing=$(kubectl get secret "$secret" -n "$namespace" --request-timeout=3s -o go-template \
+      --template='{{range $k, $v := .data}}{{$k}} {{$v}}{{"\n"}}{{end}}' 2>/dev/null); then
+      declare -A present=()
+      while read -r key value; do
+        [[ -n $key ]] || continue
+        present[$key]=1
+        if printf '%s' "$value" | base64 -d >"$mount/.$key.tmp"; then
+          mv -f "$mount/.$key.tmp" "$mount/$key"
+        fi
+      done <<<"$listing"
+      for file in "$mount"/*; do
+        [[ -e $file && -z ${present[${file##*/}]:-} ]] || continue
+        rm -f "$file"
+        echo "removed key ${file##*/}"
+      done
+      unset present
+    fi
+    sleep 1
+  done
+fi
+
 # ---- outside: build, then run the inside under a control plane -------------------------------
 if [[ ${1:-} != --inside ]]; then
   step() { printf '\n==> %s\n' "$*" >&2; }
@@ -76,7 +104,21 @@ names=()
 interrupted=0
 sleeper=""
 
-alive() { kill -0 "$1" 2>/dev/null; }
+# Each background process leads its own process group (setsid), so that it and its children
+# (the kubelet loop's kubectl and sleep) are stopped together, and a Ctrl-C in the terminal
+# reaches only the scripts, which then stop everything in order.
+# Whether any process of group $1 still runs (zombies do not count).
+alive() {
+  local f rest state pgrp
+  for f in /proc/[0-9]*/stat; do
+    read -r rest 2>/dev/null <"$f" || continue
+    rest=${rest##*) }            # drop "pid (comm) "; comm may contain spaces
+    read -r state _ pgrp _ <<<"$rest"
+    [[ $pgrp == "$1" && $state != Z ]] && return 0
+  done
+  return 1
+}
+signal_group() { kill "-$1" -- "-$2" 2>/dev/null || kill "-$1" "$2" 2>/dev/null; }
 
 print_log_tails() {
   local f
@@ -98,7 +140,7 @@ cleanup() {
   # Stop in reverse start order: the operator first, the emulator last.
   local i p deadline
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null
+    signal_group TERM "${pids[i]}"
   done
   # hack/with-control-plane.sh allows 5 s before it SIGKILLs this script.
   deadline=$((SECONDS + 3))
@@ -108,7 +150,7 @@ cleanup() {
   for i in "${!pids[@]}"; do
     if alive "${pids[i]}"; then
       printf '[demo] %s (pid %s) did not stop on SIGTERM; sending SIGKILL\n' "${names[i]}" "${pids[i]}" >&2
-      kill -KILL "${pids[i]}" 2>/dev/null
+      signal_group KILL "${pids[i]}"
     fi
     wait "${pids[i]}" 2>/dev/null
   done
@@ -128,7 +170,9 @@ die() { printf '\n[demo] error: %s\n' "$*" >&2; exit 1; }
 # start NAME LOG CMD...: run CMD in the background, stdout and stderr to LOG.
 start() {
   local name=$1 log=$2; shift 2
-  "$@" >"$log" 2>&1 </dev/null &
+  # Without job control this child is no group leader, so setsid(1) does not fork: $! is the
+  # pid of the command itself, and of its process group.
+  setsid "$@" >"$log" 2>&1 </dev/null &
   pids+=("$!")
   names+=("$name")
 }
@@ -171,36 +215,8 @@ receiver_addr=${line#listening on http://}
 receiver_url="https://$receiver_addr/webhooks/ivy"
 say "receiver      http://$receiver_addr/webhooks/ivy  (verifies X-Ivy-Signature with the files in $mount)"
 
-# ---- the "kubelet": Secret -> files ----------------------------------------------------------
-# What a Secret volume does in a pod: one file per key, replaced atomically, keys that leave the
-# Secret leave the directory. Kubernetes validates keys as [-._a-zA-Z0-9]+, safe as file names.
-mirror_once() {
-  local listing key value
-  listing=$(kubectl get secret "$secret" -n "$namespace" --request-timeout=3s -o go-template \
-    --template='{{range $k, $v := .data}}{{$k}} {{$v}}{{"\n"}}{{end}}' 2>/dev/null) || return 0
-  local -A present=()
-  while read -r key value; do
-    [[ -n $key ]] || continue
-    present[$key]=1
-    printf '%s' "$value" | base64 -d >"$mount/.$key.tmp" && mv -f "$mount/.$key.tmp" "$mount/$key"
-  done <<<"$listing"
-  for file in "$mount"/*; do
-    [[ -e $file ]] || continue
-    [[ -n ${present[${file##*/}]:-} ]] || { rm -f "$file"; echo "removed ${file##*/}"; }
-  done
-}
-kubelet_loop() {
-  local sleeper=""
-  trap '[[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM INT HUP
-  while :; do
-    mirror_once || true
-    sleep 1 &
-    sleeper=$!
-    wait "$sleeper" || true
-    sleeper=""
-  done
-}
-start kubelet "$demo/kubelet.log" kubelet_loop
+# ---- the "kubelet" ---------------------------------------------------------------------------
+start kubelet "$demo/kubelet.log" hack/demo.sh --kubelet "$namespace" "$secret" "$mount"
 say "kubelet loop  copies Secret $namespace/$secret into $mount every second"
 
 # ---- the operator ----------------------------------------------------------------------------
@@ -282,7 +298,7 @@ cat <<EOF
 
   export KUBECONFIG=$KUBECONFIG
   export PATH=$IVY_K8S_BIN_DIR:\$PATH   # kubectl and helm, built from source
-  E=$ivy                          # the emulator (Ivy)
+  E=$ivy   # the emulator (Ivy)
 
   kubectl -n $namespace get ivywh -o wide
   kubectl -n $namespace describe ivywh $resource           # condition and Events
@@ -292,7 +308,8 @@ Things to try:
   # another signed test delivery; the receiver logs one JSON line per delivery
   curl -s -X POST \$E/webhook/$subscription_id/test -H 'X-Ivy-Api-Key: $api_key'
   # an order_created event with a realistic payload, through the emulator's admin API
-  curl -s -X POST \$E/admin/events -H 'content-type: application/json' -d '{"type":"order_created"}'
+  curl -s -o /dev/null -w '%{http_code}\\n' -X POST \$E/admin/events -H 'content-type: application/json' -d '{"type":"order_created"}'
+  tail -n 2 $demo/receiver.log
 
   # rotate the signing secret: a new subscription, previous-signing-secret for 30 s, then gone
   kubectl -n $namespace annotate ivywh $resource webhooks.ivy.dev/rotate-secret="\$(date +%s)" --overwrite
