@@ -2,8 +2,10 @@
 # shellcheck disable=SC2317,SC2016  # trap-only functions; go-templates are single-quoted on purpose
 # `make demo`: the whole operator on this machine, with nothing to install but Rust and Go.
 #
-#   hack/demo.sh                          # build, start everything, wait for Ctrl-C
-#   IVY_DEMO_EXIT_AFTER_READY=1 hack/demo.sh   # same, but exit 0 after the first verified delivery
+#   hack/demo.sh                                # build, start everything, wait for Ctrl-C
+#   IVY_DEMO_EXIT_AFTER_READY=1 hack/demo.sh    # same, but exit 0 after the first verified delivery
+#
+# (--inside and --kubelet are the script's own internal modes, see below.)
 #
 # 1. hack/ensure-tools.sh, `cargo build --locked --bins --examples`, hack/build-k8s-bins.sh
 #    (cached: seconds when built; ~15 min the very first time, see docs/control-plane.md).
@@ -17,9 +19,9 @@
 #    - namespace shop and examples/webhooksubscription.yaml pointed at the receiver; waits for
 #      Ready, triggers a test delivery and waits until the receiver verified its signature;
 #    - prints KUBECONFIG and things to try, then waits for Ctrl-C / SIGTERM.
-# Every process it starts is stopped on exit (by pid); with-control-plane.sh then stops the
-# control plane and removes its directory, the demo's logs included (keep them with
-# IVY_KEEP_CONTROL_PLANE_DIR=1).
+# Every process it starts leads its own process group and is stopped on exit by that id, the
+# operator first; hack/with-control-plane.sh then stops the control plane and removes its
+# directory, the demo's logs included (keep them with IVY_KEEP_CONTROL_PLANE_DIR=1).
 #
 # Exit status: 0 (IVY_DEMO_EXIT_AFTER_READY=1), 130/143 when stopped by SIGINT/SIGTERM, 1 when
 # something failed (the tails of the logs are printed).
