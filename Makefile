@@ -18,6 +18,7 @@ lint: ## formatting, clippy, the Dockerfile and the chart (no cluster needed)
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	hadolint Dockerfile
+	PATH="$$(hack/build-k8s-bins.sh | tail -n 1):$$PATH" hack/chart-check.sh
 
 unit: ## unit tests only (no cluster)
 	cargo test --locked --lib --bins

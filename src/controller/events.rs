@@ -17,11 +17,16 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
+    // The recorder folds Events with the same reason and action into one series that keeps the
+    // first note; a digest of the note in the action keeps a different message its own Event.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&note, &mut hasher);
+    let digest = std::hash::Hasher::finish(&hasher) as u32;
     let event = Event {
         type_,
         reason: reason.to_owned(),
+        action: format!("{action}-{digest:08x}"),
         note: Some(note),
-        action: action.to_owned(),
         secondary: None,
     };
     let reference = sub.object_ref(&());
