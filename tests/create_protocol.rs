@@ -199,36 +199,6 @@ async fn crash_during_create(point: &'static str, idempotency: bool) {
     scenario.teardown();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_ivy_create_with_idempotency() {
-    crash_during_create("create-after-ivy-create", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_ivy_create_without_idempotency() {
-    crash_during_create("create-after-ivy-create", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_secret_write_with_idempotency() {
-    crash_during_create("create-after-secret-write", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_secret_write_without_idempotency() {
-    crash_during_create("create-after-secret-write", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_before_status_with_idempotency() {
-    crash_during_create("converge-before-status", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_before_status_without_idempotency() {
-    crash_during_create("converge-before-status", false).await;
-}
-
 /// Ivy applies the create but the answer never arrives (500 or dropped connection).
 async fn lost_create_response(then: AfterCommit, idempotency: bool) {
     let Some(fx) = Fixture::new("proto-lost", idempotency).await else {
@@ -247,21 +217,6 @@ async fn lost_create_response(then: AfterCommit, idempotency: bool) {
     assert_eq!(fx.emulator.state().faults().len(), 0, "the fault fired");
     fx.assert_converged("orders").await;
     scenario.teardown();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_create_answer_with_idempotency() {
-    lost_create_response(AfterCommit::Status, true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_create_answer_without_idempotency() {
-    lost_create_response(AfterCommit::Status, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_create_connection_without_idempotency() {
-    lost_create_response(AfterCommit::Drop, false).await;
 }
 
 /// Crash at `point` during a rotation, restart, converge to the new subscription only.
@@ -327,26 +282,6 @@ async fn crash_during_rotation(point: &'static str, idempotency: bool) {
     scenario.teardown();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_rotation_create_with_idempotency() {
-    crash_during_rotation("create-after-ivy-create", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_rotation_create_without_idempotency() {
-    crash_during_rotation("create-after-ivy-create", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_rotation_secret_write_without_idempotency() {
-    crash_during_rotation("create-after-secret-write", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_old_subscription_deleted() {
-    crash_during_rotation("rotation-after-old-delete", false).await;
-}
-
 /// Crash between deleting at Ivy and releasing the finalizer; the restart finishes cleanly.
 async fn crash_during_deletion(idempotency: bool) {
     let Some(fx) = Fixture::new("proto-delete", idempotency).await else {
@@ -378,16 +313,6 @@ async fn crash_during_deletion(idempotency: bool) {
     assert!(fx.marked(&uid).is_empty(), "no orphan at Ivy");
     assert!(fx.emulator.state().subscriptions().is_empty());
     scenario.teardown();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_during_deletion_with_idempotency() {
-    crash_during_deletion(true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_during_deletion_without_idempotency() {
-    crash_during_deletion(false).await;
 }
 
 /// Someone deletes the Secret: its secret is gone, so the subscription is replaced (rule 4:
@@ -460,4 +385,34 @@ async fn crash_then_spec_change_leaves_no_orphan() {
     );
     assert_eq!(all[0].url, "https://shop.example.com/hooks/moved");
     scenario.teardown();
+}
+
+/// One test per crash point and Ivy behaviour (`name => scenario;`).
+macro_rules! scenarios {
+    ($($name:ident => $scenario:expr;)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $scenario.await;
+            }
+        )+
+    };
+}
+
+scenarios! {
+    crash_after_ivy_create_with_idempotency => crash_during_create("create-after-ivy-create", true);
+    crash_after_ivy_create_without_idempotency => crash_during_create("create-after-ivy-create", false);
+    crash_after_secret_write_with_idempotency => crash_during_create("create-after-secret-write", true);
+    crash_after_secret_write_without_idempotency => crash_during_create("create-after-secret-write", false);
+    crash_before_status_with_idempotency => crash_during_create("converge-before-status", true);
+    crash_before_status_without_idempotency => crash_during_create("converge-before-status", false);
+    lost_create_answer_with_idempotency => lost_create_response(AfterCommit::Status, true);
+    lost_create_answer_without_idempotency => lost_create_response(AfterCommit::Status, false);
+    dropped_create_connection_without_idempotency => lost_create_response(AfterCommit::Drop, false);
+    crash_after_rotation_create_with_idempotency => crash_during_rotation("create-after-ivy-create", true);
+    crash_after_rotation_create_without_idempotency => crash_during_rotation("create-after-ivy-create", false);
+    crash_after_rotation_secret_write_without_idempotency => crash_during_rotation("create-after-secret-write", false);
+    crash_after_old_subscription_deleted => crash_during_rotation("rotation-after-old-delete", false);
+    crash_during_deletion_with_idempotency => crash_during_deletion(true);
+    crash_during_deletion_without_idempotency => crash_during_deletion(false);
 }
