@@ -842,3 +842,39 @@ async fn service_dialect_never_shares_one_subscription_between_two_resources() {
         "deleting the second resource removed the first one's subscription"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_api_key_file_is_used_without_a_restart() {
+    let Some(env) = setup("e2e-apikey", &[]).await else {
+        return;
+    };
+    let _operator = env.operator().await;
+    let key_file = env.dir.path().join("api-key");
+    let replace = |content: &str| {
+        let tmp = env.dir.path().join(".api-key.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &key_file).unwrap();
+    };
+    replace("a-revoked-key");
+    apply(
+        &env.ns.name,
+        &manifest(
+            "keyed",
+            "https://shop.example.com/hooks/keyed",
+            &["test"],
+            "",
+        ),
+    )
+    .await;
+    eventually(WAIT, "AuthFailed with the wrong key", || async {
+        let sub = get_sub(&env.client, &env.ns.name, "keyed").await?;
+        (sub.ready_condition()?.reason == "AuthFailed").then_some(())
+    })
+    .await;
+    replace(API_KEY);
+    // The AuthFailed recheck is a minute; a change to the resource triggers a reconcile now.
+    let (ok, out, err) =
+        kubectl(&["annotate", "-n", &env.ns.name, "ivywh/keyed", "touched=1"]).await;
+    assert!(ok, "{out}{err}");
+    wait_ready(&env.ns.name, "keyed", "60s").await;
+}

@@ -774,3 +774,36 @@ async fn internal_verbs_missing_on_the_server_degrade_to_unsupported() {
         Err(IvyError::UnexpectedStatus { status: 404, .. })
     ));
 }
+
+#[tokio::test]
+async fn a_key_rotated_in_its_file_is_used_without_a_restart() {
+    use ivy_webhook_operator::ivy::{ApiKey, ClientConfig, build_ivy_client, client::http_client};
+    let emu = emulator(config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let mut config = ClientConfig::new(emu.base_url(), ApiKey::new(KEY), Dialect::Rest);
+    config.api_key_file = Some(file.clone());
+    let http = http_client(Duration::from_secs(2), Duration::from_secs(10)).unwrap();
+    let ivy = build_ivy_client(config, http);
+    assert!(ivy.list().await.is_ok());
+
+    // Replaced the way the kubelet updates a mounted Secret: a new file renamed into place.
+    let replace = |content: &str| {
+        let tmp = dir.path().join(".api-key.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    replace("revoked-key");
+    assert!(
+        matches!(ivy.list().await, Err(IvyError::Auth { .. })),
+        "the new (wrong) key was not used"
+    );
+    replace(OTHER_KEY);
+    assert!(
+        ivy.list().await.is_ok(),
+        "the rotated key was not picked up"
+    );
+    replace("   \n");
+    assert!(ivy.list().await.is_ok(), "an empty file keeps the last key");
+}

@@ -2,8 +2,9 @@
 //! JSON bodies, `Idempotency-Key`, per-request timeout) and the mapping of HTTP answers to
 //! [`IvyError`]. The dialect modules add only paths, wire types and error-body parsing.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
@@ -34,6 +35,9 @@ pub struct ClientConfig {
     pub base_url: Url,
     /// Sent as `X-Ivy-Api-Key`.
     pub api_key: ApiKey,
+    /// When set, the key is read again from this file whenever the file changes, so a key
+    /// rotated in a mounted Secret is used without a restart; `api_key` is the key until then.
+    pub api_key_file: Option<PathBuf>,
     pub dialect: Dialect,
     /// Used by [`http_client`]; kept here so one config describes the whole client.
     pub connect_timeout: Duration,
@@ -48,6 +52,7 @@ impl ClientConfig {
         Self {
             base_url,
             api_key,
+            api_key_file: None,
             dialect,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -141,12 +146,75 @@ impl<'a> Call<'a> {
     }
 }
 
+/// The API key, read again from its file when the file changes. The kubelet replaces a mounted
+/// Secret's files when the Secret changes, so rotating the key in the Secret reaches the operator
+/// within the kubelet's sync period.
+pub(crate) struct KeyCell {
+    file: Option<PathBuf>,
+    current: RwLock<(Option<FileStamp>, ApiKey)>,
+}
+
+/// What tells a changed file from the same one: a replaced file has a new inode, and
+/// modification times alone can repeat within the clock's granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl KeyCell {
+    fn new(key: ApiKey, file: Option<PathBuf>) -> Self {
+        let stamp = file.as_deref().and_then(file_stamp);
+        Self {
+            file,
+            current: RwLock::new((stamp, key)),
+        }
+    }
+
+    /// The key to send now. A file that cannot be read, or reads empty, keeps the last key.
+    fn current(&self) -> ApiKey {
+        if let Some(path) = &self.file {
+            let modified = file_stamp(path);
+            let stale = modified.is_some() && self.read().0 != modified;
+            if stale
+                && let Ok(text) = std::fs::read_to_string(path)
+                && !text.trim().is_empty()
+            {
+                let mut current = self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *current = (modified, ApiKey::new(text.trim()));
+                tracing::info!(file = %path.display(), "read the changed Ivy API key file");
+            }
+        }
+        self.read().1.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (Option<FileStamp>, ApiKey)> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: metadata.modified().ok(),
+        len: metadata.len(),
+        inode: metadata.ino(),
+    })
+}
+
 /// The plumbing every dialect sends its requests through.
 #[derive(Clone)]
 pub(crate) struct Transport {
     http: reqwest::Client,
     base_url: Url,
-    api_key: ApiKey,
+    api_key: Arc<KeyCell>,
     user_agent: String,
     request_timeout: Duration,
 }
@@ -156,7 +224,7 @@ impl Transport {
         Self {
             http,
             base_url: config.base_url,
-            api_key: config.api_key,
+            api_key: Arc::new(KeyCell::new(config.api_key, config.api_key_file)),
             user_agent: config.user_agent,
             request_timeout: config.request_timeout,
         }
@@ -194,7 +262,7 @@ impl Transport {
             .timeout(self.request_timeout)
             .header(header::USER_AGENT, &self.user_agent)
             .header(header::ACCEPT, "application/json")
-            .header("X-Ivy-Api-Key", self.api_key.expose());
+            .header("X-Ivy-Api-Key", self.api_key.current().expose());
         if let Some(key) = call.idempotency_key {
             request = request.header("Idempotency-Key", key.as_str());
         }
@@ -234,7 +302,8 @@ impl Transport {
 
     /// Ivy's text with the API key blanked out, bounded in length.
     pub fn scrub(&self, text: &str) -> String {
-        let key = self.api_key.expose();
+        let key = self.api_key.current();
+        let key = key.expose();
         let text = if key.is_empty() {
             text.to_owned()
         } else {

@@ -40,7 +40,8 @@ pub struct RunArgs {
     #[arg(long, env = "IVY_BASE_URL")]
     pub ivy_base_url: url::Url,
 
-    /// File holding the Ivy API key (e.g. a mounted Secret). Takes precedence over IVY_API_KEY.
+    /// File holding the Ivy API key (e.g. a mounted Secret), read again whenever it changes so
+    /// that a rotated key needs no restart. Takes precedence over IVY_API_KEY.
     #[arg(long, env = "IVY_API_KEY_FILE")]
     pub ivy_api_key_file: Option<PathBuf>,
 

@@ -43,6 +43,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let metrics = Arc::new(Metrics::register(&mut registry));
     let mut ivy_config = ClientConfig::new(args.ivy_base_url.clone(), api_key, args.ivy_dialect);
     ivy_config.request_timeout = args.ivy_request_timeout;
+    ivy_config.api_key_file = args.ivy_api_key_file.clone();
     let http =
         crate::ivy::client::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
     let ivy = Arc::new(InstrumentedIvy::new(
