@@ -72,15 +72,10 @@ impl Error {
         }
     }
 
-    /// The delay Ivy asked for, if this error carries one.
+    /// The delay Ivy asked for, if this error (or the one a finalizer error wraps) carries one.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
+        match self.inner() {
             Error::Ivy { source, .. } => source.retry_after(),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
-                _ => None,
-            },
             _ => None,
         }
     }

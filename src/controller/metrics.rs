@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -90,13 +90,6 @@ impl Metrics {
             .inc();
         self.reconcile_duration
             .observe(started.elapsed().as_secs_f64());
-    }
-
-    /// Number of reconciles with `result` so far.
-    pub fn reconcile_count(&self, result: &'static str) -> u64 {
-        self.reconciles
-            .get_or_create(&ResultLabels { result })
-            .get()
     }
 
     fn observe_ivy_call(&self, operation: &'static str, status: &'static str) {
@@ -198,9 +191,4 @@ impl IvyApi for InstrumentedIvy {
         self.record("trigger_test", &result);
         result
     }
-}
-
-/// Time since `started`, for logs.
-pub fn elapsed_ms(started: Instant) -> u128 {
-    Duration::as_millis(&started.elapsed())
 }

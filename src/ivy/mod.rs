@@ -14,7 +14,6 @@ pub mod service;
 pub mod signature;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -174,6 +173,3 @@ pub trait IvyApi: Send + Sync {
 
 /// The shared handle the controller keeps.
 pub type SharedIvyApi = Arc<dyn IvyApi>;
-
-/// Delay hint that travels with a rate-limit error.
-pub type RetryAfter = Option<Duration>;

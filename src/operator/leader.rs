@@ -43,13 +43,6 @@ impl Leadership {
         self.state.wait_for(|leader| *leader).await.is_ok()
     }
 
-    /// Resolves when this process no longer holds the Lease.
-    pub async fn lost(&mut self) {
-        if self.state.wait_for(|leader| !*leader).await.is_err() {
-            warn!("lease manager stopped");
-        }
-    }
-
     /// Gives the Lease up so a standby takes over at once instead of after the lease duration.
     pub async fn release(self) {
         drop(self.state);
