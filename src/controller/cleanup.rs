@@ -8,13 +8,15 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use tracing::info;
 
-use crate::controller::apply::{Interrupt, Target, claimed_by_another, delete_remote};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::events;
+use crate::controller::events::{self, EventReason};
 use crate::controller::marker::is_marked_for;
+use crate::controller::outcome::{Interrupt, crash_point};
+use crate::controller::remote::{claimed_by_another, delete_remote};
 use crate::controller::secret::{SecretOwnership, classify};
 use crate::controller::status::{Outcome, Reason};
+use crate::controller::target::Target;
 use crate::crd::{DeletionPolicy, WebhookSubscription};
 
 /// Runs when the resource is being deleted; an `Err` keeps the finalizer and retries.
@@ -49,7 +51,7 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
         events::normal(
             &ctx,
             sub,
-            "Orphaned",
+            EventReason::Orphaned,
             format!(
                 "kept subscription {id} at Ivy and Secret {} (deletionPolicy: Orphan)",
                 target.secret_name
@@ -72,7 +74,7 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
         events::warning(
             &ctx,
             sub,
-            "DeleteUnsupported",
+            EventReason::DeleteUnsupported,
             format!(
                 "this Ivy dialect cannot delete subscriptions: remove {} at Ivy by hand",
                 ids.iter().cloned().collect::<Vec<_>>().join(", ")
@@ -113,7 +115,7 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
     events::normal(
         &ctx,
         sub,
-        "Deleted",
+        EventReason::Deleted,
         if deleted.is_empty() {
             "no subscription at Ivy to delete".into()
         } else {
@@ -154,14 +156,17 @@ async fn delete_all(
         })?;
         for remote in remotes.into_iter().filter(|r| &r.url == url) {
             // Unless another resource with the same URL manages it.
-            if claimed_by_another(target, ctx, &remote.id).await?.is_none() {
+            if claimed_by_another(ctx, &target.uid, &remote.id)
+                .await?
+                .is_none()
+            {
                 ids.insert(remote.id);
             }
         }
     }
     for id in ids.iter() {
         delete_remote(ctx, &target.uid, id).await?;
-        crate::controller::apply::crash_point!("cleanup-after-remote-delete");
+        crash_point!("cleanup-after-remote-delete");
     }
     Ok(())
 }

@@ -2,12 +2,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::controller::backoff::Backoff;
+use crate::controller::clock::{Clock, SystemClock, elapsed_between};
 use crate::controller::metrics::Metrics;
 use crate::ivy::{SharedIvyApi, SigningSecret};
 
@@ -50,7 +53,7 @@ impl Default for ControllerConfig {
 /// When a resource was last found in step with Ivy, and for which inputs.
 #[derive(Clone, Copy, Debug)]
 struct Verified {
-    at: Instant,
+    at: Timestamp,
     fingerprint: u64,
 }
 
@@ -62,23 +65,24 @@ pub struct VerifiedCache {
 }
 
 impl VerifiedCache {
-    /// Whether `key` was verified with these inputs less than `max_age` ago.
-    pub fn is_fresh(&self, key: &str, fingerprint: u64, max_age: Duration) -> bool {
+    /// The fingerprint `key` was verified with, if that was less than `max_age` before `now`.
+    pub fn fresh_fingerprint(&self, key: &str, max_age: Duration, now: Timestamp) -> Option<u64> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(key)
-            .is_some_and(|v| v.fingerprint == fingerprint && v.at.elapsed() < max_age)
+            .filter(|v| elapsed_between(v.at, now) < max_age)
+            .map(|v| v.fingerprint)
     }
 
-    pub fn record(&self, key: &str, fingerprint: u64) {
+    pub fn record(&self, key: &str, fingerprint: u64, now: Timestamp) {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 key.to_owned(),
                 Verified {
-                    at: Instant::now(),
+                    at: now,
                     fingerprint,
                 },
             );
@@ -103,6 +107,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub backoff: Backoff,
     pub verified: VerifiedCache,
+    /// Where every reconcile reads the time (grace periods, cache ages, condition times).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Context {
@@ -126,6 +132,18 @@ impl Context {
             config,
             metrics,
             verified: VerifiedCache::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context reading time from `clock` (tests move it by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time by the context's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }

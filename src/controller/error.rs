@@ -1,4 +1,4 @@
-//! Errors of one reconcile. Ivy's own failures are turned into conditions inside `apply`; what
+//! Errors of one reconcile. Ivy's own failures are turned into conditions (see `outcome`); what
 //! reaches `error_policy` is a failed Kubernetes call or a blocked cleanup.
 
 use crate::ivy::IvyError;
@@ -41,6 +41,9 @@ pub enum Error {
     /// A simulated crash at a named point (only with the `fail/failpoints` feature, in tests).
     #[error("injected fault at {0}")]
     InjectedFault(&'static str),
+    /// The planners kept deciding without reaching an end: a bug, reported instead of looping.
+    #[error("no decision reached for {key}")]
+    Undecided { key: String },
     #[error("finalizer failed")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -57,6 +60,7 @@ impl Error {
             Error::MissingObjectKey(_) => "invalid_object",
             Error::Finalizer(_) => "finalizer_error",
             Error::InjectedFault(_) => "injected_fault",
+            Error::Undecided { .. } => "undecided",
         }
     }
 

@@ -1,17 +1,27 @@
 //! The controller: watches `WebhookSubscription`s (and the Secrets it manages) and reconciles
 //! each through the finalizer into [`apply`] or [`cleanup`].
+//!
+//! `apply` validates, reads the Secret and hands over to `converge`, a loop of pure planning
+//! decisions acted on by one driver; `outcome` maps what stopped it to the `Ready` condition;
+//! `target` owns the two writes (Secret and status); `remote` acts on subscriptions that may
+//! not be the current one and is shared with `cleanup`.
 
 pub mod apply;
 pub mod backoff;
 pub mod cleanup;
+pub mod clock;
 pub mod context;
+mod converge;
 pub mod desired;
 pub mod error;
 pub mod events;
 pub mod marker;
 pub mod metrics;
+mod outcome;
+mod remote;
 pub mod secret;
 pub mod status;
+mod target;
 pub mod validate;
 
 #[cfg(test)]

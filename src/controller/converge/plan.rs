@@ -1,0 +1,175 @@
+//! The vocabulary of converge: what a reconcile knows ([`Inputs`], [`Facts`]), what it may do
+//! next ([`Decision`]), and [`plan`], which asks each step's planner in a fixed order. Planning
+//! is pure: the same inputs and facts always give the same decision.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{adopt, create, drift, duplicate, rotation};
+use crate::controller::outcome::Retry;
+use crate::controller::secret::StoredSecret;
+use crate::controller::status::Outcome;
+use crate::crd::WebhookSubscription;
+use crate::ivy::{Capabilities, RemoteSubscription, SigningSecret, SubscriptionPatch};
+
+/// What does not change while one resource is reconciled.
+#[derive(Clone, Debug)]
+pub(crate) struct Inputs<'a> {
+    pub sub: &'a WebhookSubscription,
+    pub uid: &'a str,
+    pub capabilities: Capabilities,
+    /// The merchant app's signing secret (`service` dialect).
+    pub app_secret: Option<&'a SigningSecret>,
+    pub now: Timestamp,
+    pub rotation_grace_period: Duration,
+    /// How long a condition the user must resolve waits before it is looked at again.
+    pub resync_interval: Duration,
+    /// The fingerprint this resource was last verified against Ivy with, if that was within the
+    /// resync interval.
+    pub verified: Option<u64>,
+    /// The Secret exists but does not name this resource as its controller yet.
+    pub needs_owner: bool,
+}
+
+/// The result of looking something up during this reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Lookup<T> {
+    #[default]
+    NotDone,
+    Absent,
+    Found(T),
+}
+
+/// What the driver knows about the stored subscription at Ivy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Remote {
+    /// Not read in this reconcile.
+    #[default]
+    Unread,
+    /// As Ivy reported it.
+    Present(RemoteSubscription),
+    /// Known to match the spec (just created or updated from it).
+    InStep,
+}
+
+/// A create Ivy refused because the URL is taken, and what was found out about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Duplicate {
+    pub url: String,
+    /// The subscription at Ivy that holds the URL.
+    pub holder: Lookup<RemoteSubscription>,
+    /// Another resource that claims the holder (`namespace/name`).
+    pub claimed_by: Lookup<String>,
+    /// The holder was ours (left by an interrupted attempt) and has been deleted.
+    pub cleared: bool,
+}
+
+impl Duplicate {
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            holder: Lookup::NotDone,
+            claimed_by: Lookup::NotDone,
+            cleared: false,
+        }
+    }
+}
+
+/// What the driver has learnt and changed so far in this reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// What the Secret holds (or will hold once written).
+    pub stored: StoredSecret,
+    pub remote: Remote,
+    /// The stored subscription was found missing at Ivy.
+    pub vanished: Option<String>,
+    /// The subscription named by the adoption annotation.
+    pub adoption: Lookup<RemoteSubscription>,
+    pub duplicate: Option<Duplicate>,
+    /// A subscription was created in this reconcile.
+    pub created: bool,
+    /// Leftovers of interrupted attempts were looked for in this reconcile.
+    pub swept: bool,
+}
+
+impl Facts {
+    pub fn new(stored: StoredSecret) -> Self {
+        Self {
+            stored,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a subscription is being created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The resource has none yet (or its secret was lost).
+    Initial,
+    /// Ivy no longer has the stored subscription.
+    Replace { vanished: String },
+    /// A rotation asked for with this annotation value.
+    Rotate { value: String },
+}
+
+impl Purpose {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Purpose::Initial => "create",
+            Purpose::Replace { .. } => "replace",
+            Purpose::Rotate { .. } => "rotate",
+        }
+    }
+}
+
+/// The one next thing to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// A rotation's grace period is over: delete the old subscription, drop the old secret.
+    FinishRotation { previous: Option<String> },
+    /// Delete what interrupted attempts left at Ivy.
+    SweepLeftovers,
+    /// Create a subscription and store its secret at once.
+    Create(Purpose),
+    /// Read the subscription the adoption annotation names.
+    ReadForAdoption { id: String },
+    /// Take over this existing subscription.
+    Adopt(RemoteSubscription),
+    /// Find which subscription holds a URL Ivy called taken.
+    FindUrlHolder { url: String },
+    /// Ask whether another resource claims this subscription.
+    CheckClaim { id: String },
+    /// Delete a URL holder left by an interrupted attempt of ours.
+    DeleteUrlHolder { id: String },
+    /// Read the stored subscription to compare it with the spec.
+    Read { id: String },
+    /// Restore the spec at Ivy.
+    Revert {
+        id: String,
+        patch: SubscriptionPatch,
+    },
+    /// Record a rotation request the dialect cannot honour.
+    RotationUnsupported { value: String },
+    /// Follow a changed app signing secret (`service` dialect).
+    FollowAppSecret(SigningSecret),
+    /// Stop: the user must act, or wait.
+    Stop { outcome: Outcome, retry: Retry },
+    /// Stop after cleaning up; try again soon.
+    RetrySoon,
+    /// In step: write what changed and report.
+    Done,
+}
+
+/// The next decision: each step's planner in order, the first that has something to do wins.
+pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Decision {
+    rotation::plan_finish(inputs, facts)
+        .or_else(|| create::plan_sweep(inputs, facts))
+        .or_else(|| duplicate::plan(inputs, facts))
+        .or_else(|| adopt::plan(inputs, facts))
+        .or_else(|| create::plan(inputs, facts))
+        .or_else(|| drift::plan(inputs, facts))
+        .or_else(|| rotation::plan_start(inputs, facts))
+        .or_else(|| rotation::plan_app_secret(inputs, facts))
+        .unwrap_or(Decision::Done)
+}

@@ -1,0 +1,46 @@
+//! Acting on remote subscriptions that may not be the current one: deleting them, and finding
+//! out whether another resource claims one. Used by both converge and cleanup.
+
+use kube::ResourceExt;
+use kube::api::Api;
+
+use crate::controller::context::Context;
+use crate::controller::error::Error;
+use crate::controller::marker::idempotency_key;
+use crate::controller::outcome::{Interrupt, Step};
+use crate::crd::WebhookSubscription;
+use crate::ivy::IvyError;
+
+/// Deletes one remote subscription; already gone counts as done.
+pub(crate) async fn delete_remote(ctx: &Context, uid: &str, id: &str) -> Step<()> {
+    let key = idempotency_key("delete", uid, &[id]);
+    match ctx.ivy.delete(id, &key).await {
+        Ok(()) | Err(IvyError::NotFound { .. }) => Ok(()),
+        Err(error) => Err(Interrupt::Ivy {
+            action: "delete a subscription",
+            error,
+        }),
+    }
+}
+
+/// The `namespace/name` of another resource (in the watched scope) whose status names `id`.
+pub(crate) async fn claimed_by_another(ctx: &Context, uid: &str, id: &str) -> Step<Option<String>> {
+    let api: Api<WebhookSubscription> = match &ctx.config.watch_namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    };
+    let all = api
+        .list(&Default::default())
+        .await
+        .map_err(|source| Interrupt::Kube(Error::ListResources { source }))?;
+    Ok(all.items.into_iter().find_map(|other| {
+        let claims = other.status.as_ref()?.subscription_id.as_deref() == Some(id);
+        (claims && other.uid().as_deref() != Some(uid)).then(|| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
+    }))
+}
