@@ -15,26 +15,14 @@ use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::{Target, is_controlled_by};
 use crate::controller::validate::{SpecError, validate};
 use crate::crd::WebhookSubscription;
+use crate::ivy::Capabilities;
 
 /// Reconciles a resource that is not being deleted.
 pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action> {
     let target = Target::new(sub, &ctx)?;
     let sub = target.sub.as_ref();
 
-    if let Err(problem) = validate(sub, ctx.ivy.capabilities()) {
-        let reason = match problem {
-            SpecError::Invalid(_) => Reason::InvalidSpec,
-            SpecError::Unsupported(_) => Reason::Unsupported,
-        };
-        let outcome = Outcome::new(reason, problem.to_string(), None);
-        return finish(&target, &ctx, outcome, Action::await_change()).await;
-    }
-    if sub.is_paused() {
-        let outcome = Outcome::new(
-            Reason::Paused,
-            "paused by the webhooks.ivy.dev/paused annotation: no calls to Ivy until it is removed",
-            None,
-        );
+    if let Some(outcome) = preflight(sub, ctx.ivy.capabilities()) {
         return finish(&target, &ctx, outcome, Action::await_change()).await;
     }
 
@@ -85,6 +73,25 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
     finish(&target, &ctx, outcome, action).await
 }
 
+/// Why the resource must not reach Ivy at all as it stands (an invalid spec, a verb the dialect
+/// lacks, the paused annotation); each waits for the resource to change.
+fn preflight(sub: &WebhookSubscription, capabilities: Capabilities) -> Option<Outcome> {
+    if let Err(problem) = validate(sub, capabilities) {
+        let reason = match problem {
+            SpecError::Invalid(_) => Reason::InvalidSpec,
+            SpecError::Unsupported(_) => Reason::Unsupported,
+        };
+        return Some(Outcome::new(reason, problem.to_string(), None));
+    }
+    sub.is_paused().then(|| {
+        Outcome::new(
+            Reason::Paused,
+            "paused by the webhooks.ivy.dev/paused annotation: no calls to Ivy until it is removed",
+            None,
+        )
+    })
+}
+
 async fn finish(
     target: &Target,
     ctx: &Context,
@@ -93,4 +100,49 @@ async fn finish(
 ) -> Result<Action> {
     target.write_status(ctx, &outcome).await?;
     Ok(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::test_support::{ALL_CAPABILITIES, sub};
+    use crate::crd::ANNOTATION_PAUSED;
+
+    fn reason(sub: &WebhookSubscription, capabilities: Capabilities) -> Option<Reason> {
+        preflight(sub, capabilities).map(|o| o.reason)
+    }
+
+    #[test]
+    fn a_valid_resource_goes_on_to_ivy() {
+        assert_eq!(reason(&sub(), ALL_CAPABILITIES), None);
+    }
+
+    #[test]
+    fn paused_resources_stop_before_ivy() {
+        let mut paused = sub();
+        paused.metadata.annotations =
+            Some([(ANNOTATION_PAUSED.to_owned(), "true".to_owned())].into());
+        assert_eq!(reason(&paused, ALL_CAPABILITIES), Some(Reason::Paused));
+    }
+
+    #[test]
+    fn invalid_specs_stop_before_ivy() {
+        let mut invalid = sub();
+        invalid.spec.events.clear();
+        assert_eq!(
+            reason(&invalid, ALL_CAPABILITIES),
+            Some(Reason::InvalidSpec)
+        );
+    }
+
+    #[test]
+    fn specs_the_dialect_cannot_hold_stop_before_ivy() {
+        let mut inactive = sub();
+        inactive.spec.active = false;
+        let no_active_flag = Capabilities {
+            active_flag: false,
+            ..ALL_CAPABILITIES
+        };
+        assert_eq!(reason(&inactive, no_active_flag), Some(Reason::Unsupported));
+    }
 }

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeSet;
 
+use sha2::{Digest, Sha256};
+
 use crate::controller::marker::marked_description;
+use crate::controller::secret::StoredSecret;
 use crate::crd::WebhookSubscription;
 use crate::ivy::{Capabilities, RemoteSubscription, SubscriptionPatch, SubscriptionRequest};
 
@@ -41,6 +44,22 @@ pub fn rotation_url(url: &str, tag: &str) -> String {
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}{ROTATION_QUERY_PARAM}={tag}")
         }
+    }
+}
+
+/// The short tag a rotation's temporary URL carries (never the annotation value itself).
+pub fn rotation_tag(value: Option<&str>) -> String {
+    let digest = Sha256::digest(value.unwrap_or_default().as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// The URL the current subscription should have: `spec.url`, or the rotation URL while the
+/// rotation's old subscription still holds `spec.url`.
+pub fn current_url(sub: &WebhookSubscription, stored: &StoredSecret) -> String {
+    if stored.previous_subscription_id.is_some() {
+        rotation_url(&sub.spec.url, &rotation_tag(stored.rotation.as_deref()))
+    } else {
+        sub.spec.url.clone()
     }
 }
 

@@ -43,11 +43,9 @@ use tracing::{info, warn};
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;
+pub use target::FIELD_MANAGER;
 
 use crate::crd::{FINALIZER, WebhookSubscription};
-
-/// The one field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "ivy-webhook-operator";
 
 /// Label selector of the Secrets the controller watches (and only these).
 pub fn managed_secret_selector() -> String {

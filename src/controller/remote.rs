@@ -6,6 +6,7 @@ use kube::api::Api;
 
 use crate::controller::context::Context;
 use crate::controller::error::Error;
+use crate::controller::events::{self, EventReason};
 use crate::controller::marker::idempotency_key;
 use crate::controller::outcome::{Interrupt, Step};
 use crate::crd::WebhookSubscription;
@@ -43,4 +44,17 @@ pub(crate) async fn claimed_by_another(ctx: &Context, uid: &str, id: &str) -> St
             )
         })
     }))
+}
+
+/// Tells the user a leftover of an interrupted attempt was deleted.
+pub(crate) async fn report_leftover_deleted(ctx: &Context, sub: &WebhookSubscription, id: &str) {
+    events::normal(
+        ctx,
+        sub,
+        EventReason::LeftoverDeleted,
+        format!(
+            "deleted subscription {id} left at Ivy by an interrupted attempt (its secret was never stored)"
+        ),
+    )
+    .await;
 }

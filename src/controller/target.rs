@@ -8,12 +8,14 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use tracing::debug;
 
-use crate::controller::FIELD_MANAGER;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::secret::{StoredSecret, desired_secret};
 use crate::controller::status::{Outcome, compute_status};
 use crate::crd::WebhookSubscription;
+
+/// The one field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "ivy-webhook-operator";
 
 /// One resource being reconciled, with the handles every step uses.
 pub(crate) struct Target {

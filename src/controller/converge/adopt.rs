@@ -3,7 +3,7 @@
 //! the URL), instead of creating one. Ivy never reveals an existing subscription's secret, so an
 //! adopted subscription has none until it is rotated (except the app-wide one in `service`).
 
-use super::plan::{Decision, Facts, Inputs, Lookup, Remote};
+use super::decision::{Decision, Facts, Inputs, Lookup, Remote};
 use crate::controller::context::Context;
 use crate::controller::events::{self, EventReason};
 use crate::controller::outcome::{Interrupt, Retry, Step};

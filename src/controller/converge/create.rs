@@ -4,14 +4,13 @@
 
 use tracing::info;
 
-use super::plan::{Decision, Duplicate, Facts, Inputs, Purpose, Remote};
-use super::rotation::rotation_tag;
+use super::decision::{Decision, Duplicate, Facts, Inputs, Purpose, Remote};
 use crate::controller::context::Context;
-use crate::controller::desired::{desired_request, rotation_url};
+use crate::controller::desired::{desired_request, rotation_tag, rotation_url};
 use crate::controller::events::{self, EventReason};
 use crate::controller::marker::{idempotency_key, is_marked_for, request_parts};
 use crate::controller::outcome::{Interrupt, Retry, Step, crash_point, ivy};
-use crate::controller::remote::delete_remote;
+use crate::controller::remote::{delete_remote, report_leftover_deleted};
 use crate::controller::secret::StoredSecret;
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
@@ -170,21 +169,8 @@ pub(crate) async fn sweep(target: &Target, ctx: &Context, facts: &mut Facts) -> 
     {
         delete_remote(ctx, &target.uid, &leftover.id).await?;
         info!(key = %target.key, subscription = %leftover.id, "deleted a subscription left by an interrupted attempt");
-        leftover_deleted(target, ctx, &leftover.id).await;
+        report_leftover_deleted(ctx, &target.sub, &leftover.id).await;
     }
     facts.swept = true;
     Ok(())
-}
-
-/// Tells the user a leftover of an interrupted attempt was deleted.
-pub(crate) async fn leftover_deleted(target: &Target, ctx: &Context, id: &str) {
-    events::normal(
-        ctx,
-        &target.sub,
-        EventReason::LeftoverDeleted,
-        format!(
-            "deleted subscription {id} left at Ivy by an interrupted attempt (its secret was never stored)"
-        ),
-    )
-    .await;
 }

@@ -5,10 +5,9 @@ use std::hash::{Hash, Hasher};
 
 use tracing::info;
 
-use super::plan::{Decision, Facts, Inputs, Remote};
-use super::rotation::{current_url, rotation_requested};
+use super::decision::{Decision, Facts, Inputs, Remote};
 use crate::controller::context::Context;
-use crate::controller::desired::{changed_fields, desired_request, drift_patch};
+use crate::controller::desired::{changed_fields, current_url, desired_request, drift_patch};
 use crate::controller::events::{self, EventReason};
 use crate::controller::outcome::{Interrupt, Step, crash_point, ivy};
 use crate::controller::secret::StoredSecret;
@@ -24,7 +23,7 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
         Remote::Unread => {
             let recently_verified = inputs.verified == Some(fingerprint(inputs.sub, &facts.stored));
             let skip = recently_verified
-                && rotation_requested(inputs.sub, &facts.stored).is_none()
+                && facts.rotation_requested(inputs.sub).is_none()
                 && !inputs.needs_owner;
             (!skip).then(|| Decision::Read { id: id.clone() })
         }

@@ -3,16 +3,14 @@
 //! `service` dialect (no marker, the secret belongs to the app): take it over unless another
 //! resource claims it. Anyone else's: report `DuplicateUrl`.
 
-use super::plan::{Decision, Facts, Inputs, Lookup};
+use super::decision::{Decision, Facts, Inputs, Lookup};
 use crate::controller::context::Context;
 use crate::controller::marker::is_marked_for;
 use crate::controller::outcome::{Retry, Step, ivy};
-use crate::controller::remote::{claimed_by_another, delete_remote};
+use crate::controller::remote::{claimed_by_another, delete_remote, report_leftover_deleted};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
 use crate::crd::ANNOTATION_ADOPT;
-
-use super::create::leftover_deleted;
 
 pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
     let duplicate = facts.duplicate.as_ref()?;
@@ -118,7 +116,7 @@ pub(crate) async fn delete_holder(
     id: String,
 ) -> Step<()> {
     delete_remote(ctx, &target.uid, &id).await?;
-    leftover_deleted(target, ctx, &id).await;
+    report_leftover_deleted(ctx, &target.sub, &id).await;
     if let Some(duplicate) = facts.duplicate.as_mut() {
         duplicate.cleared = true;
     }

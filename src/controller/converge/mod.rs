@@ -1,5 +1,5 @@
 //! Converge: bring Ivy and the Secret in step with the spec, as a loop of decisions. Each
-//! step's planner (in [`plan`]) looks at what is known and names the one next thing to do; the
+//! step's planner looks at what is known and names the one next thing to do; the
 //! driver here does it, records what it learnt, and plans again, until the answer is
 //! [`Decision::Done`] or a stop. Steps never call each other.
 //!
@@ -8,9 +8,9 @@
 
 mod adopt;
 mod create;
+mod decision;
 mod drift;
 mod duplicate;
-pub(crate) mod plan;
 mod rotation;
 
 #[cfg(test)]
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use self::plan::{Decision, Facts, Inputs, plan};
+use self::decision::{Decision, Facts, Inputs};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::outcome::{Interrupt, Step, crash_point};
@@ -94,6 +94,20 @@ pub(crate) async fn converge(
     Err(Interrupt::Kube(Error::Undecided {
         key: target.key.clone(),
     }))
+}
+
+/// The next decision: each step's planner in order, the first that has something to do wins.
+/// Pure: the same inputs and facts always give the same decision.
+fn plan(inputs: &Inputs, facts: &Facts) -> Decision {
+    rotation::plan_finish(inputs, facts)
+        .or_else(|| create::plan_sweep(inputs, facts))
+        .or_else(|| duplicate::plan(inputs, facts))
+        .or_else(|| adopt::plan(inputs, facts))
+        .or_else(|| create::plan(inputs, facts))
+        .or_else(|| drift::plan(inputs, facts))
+        .or_else(|| rotation::plan_start(inputs, facts))
+        .or_else(|| rotation::plan_app_secret(inputs, facts))
+        .unwrap_or(Decision::Done)
 }
 
 /// In step: write the Secret if anything changed, remember the check, report.

@@ -5,18 +5,15 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
-use super::plan::{Decision, Facts, Inputs, Purpose};
+use super::decision::{Decision, Facts, Inputs, Purpose};
 use crate::controller::clock;
 use crate::controller::context::Context;
-use crate::controller::desired::rotation_url;
 use crate::controller::events::{self, EventReason};
 use crate::controller::outcome::{Step, crash_point};
 use crate::controller::remote::delete_remote;
 use crate::controller::secret::StoredSecret;
 use crate::controller::target::Target;
-use crate::crd::{ANNOTATION_ROTATE, WebhookSubscription};
 use crate::ivy::SigningSecret;
 
 /// A rotation (or an app-secret change) whose grace period is over ends first.
@@ -34,7 +31,7 @@ pub(crate) fn plan_finish(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
 
 /// A requested rotation starts once the current subscription is in step.
 pub(crate) fn plan_start(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
-    let value = rotation_requested(inputs.sub, &facts.stored)?;
+    let value = facts.rotation_requested(inputs.sub)?;
     Some(if inputs.capabilities.per_subscription_secret {
         Decision::Create(Purpose::Rotate { value })
     } else {
@@ -66,33 +63,6 @@ pub(crate) fn grace_left(
 ) -> Option<Duration> {
     let due_at = clock::add(stored.rotated_at?, grace);
     (due_at > now).then(|| clock::elapsed_between(now, due_at).max(Duration::from_secs(1)))
-}
-
-/// The `rotate-secret` value not yet answered, if a rotation can start now.
-pub(crate) fn rotation_requested(
-    sub: &WebhookSubscription,
-    stored: &StoredSecret,
-) -> Option<String> {
-    let wanted = sub.annotation(ANNOTATION_ROTATE)?;
-    let answered = stored.rotation.as_deref() == Some(wanted);
-    (!answered && stored.subscription_id.is_some() && stored.previous_subscription_id.is_none())
-        .then(|| wanted.to_owned())
-}
-
-/// The short tag a rotation's temporary URL carries (never the annotation value itself).
-pub(crate) fn rotation_tag(value: Option<&str>) -> String {
-    let digest = Sha256::digest(value.unwrap_or_default().as_bytes());
-    hex::encode(&digest[..4])
-}
-
-/// The URL the current subscription should have: `spec.url`, or the rotation URL while the
-/// rotation's old subscription still holds `spec.url`.
-pub(crate) fn current_url(sub: &WebhookSubscription, stored: &StoredSecret) -> String {
-    if stored.previous_subscription_id.is_some() {
-        rotation_url(&sub.spec.url, &rotation_tag(stored.rotation.as_deref()))
-    } else {
-        sub.spec.url.clone()
-    }
 }
 
 /// Deletes a rotation's old subscription and forgets the previous secret. The Secret is written

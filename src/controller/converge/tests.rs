@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::decision::{Decision, Duplicate, Facts, Inputs, Lookup, Purpose, Remote};
 use super::drift::fingerprint;
-use super::plan::{Decision, Duplicate, Facts, Inputs, Lookup, Purpose, Remote, plan};
+use super::plan;
 use crate::controller::desired::desired_request;
 use crate::controller::marker::marked_description;
 use crate::controller::outcome::Retry;

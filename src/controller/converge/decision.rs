@@ -1,16 +1,14 @@
-//! The vocabulary of converge: what a reconcile knows ([`Inputs`], [`Facts`]), what it may do
-//! next ([`Decision`]), and [`plan`], which asks each step's planner in a fixed order. Planning
-//! is pure: the same inputs and facts always give the same decision.
+//! The vocabulary of converge: what a reconcile knows ([`Inputs`], [`Facts`]) and what it may
+//! do next ([`Decision`]). Every step's planner reads the first two and names the third.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{adopt, create, drift, duplicate, rotation};
 use crate::controller::outcome::Retry;
 use crate::controller::secret::StoredSecret;
 use crate::controller::status::Outcome;
-use crate::crd::WebhookSubscription;
+use crate::crd::{ANNOTATION_ROTATE, WebhookSubscription};
 use crate::ivy::{Capabilities, RemoteSubscription, SigningSecret, SubscriptionPatch};
 
 /// What does not change while one resource is reconciled.
@@ -100,6 +98,16 @@ impl Facts {
             ..Self::default()
         }
     }
+
+    /// The `rotate-secret` value not yet answered, if a rotation can start now (there is a
+    /// subscription, and no earlier rotation is still in its grace period).
+    pub fn rotation_requested(&self, sub: &WebhookSubscription) -> Option<String> {
+        let wanted = sub.annotation(ANNOTATION_ROTATE)?;
+        let stored = &self.stored;
+        let answered = stored.rotation.as_deref() == Some(wanted);
+        (!answered && stored.subscription_id.is_some() && stored.previous_subscription_id.is_none())
+            .then(|| wanted.to_owned())
+    }
 }
 
 /// Why a subscription is being created.
@@ -159,17 +167,4 @@ pub(crate) enum Decision {
     RetrySoon,
     /// In step: write what changed and report.
     Done,
-}
-
-/// The next decision: each step's planner in order, the first that has something to do wins.
-pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Decision {
-    rotation::plan_finish(inputs, facts)
-        .or_else(|| create::plan_sweep(inputs, facts))
-        .or_else(|| duplicate::plan(inputs, facts))
-        .or_else(|| adopt::plan(inputs, facts))
-        .or_else(|| create::plan(inputs, facts))
-        .or_else(|| drift::plan(inputs, facts))
-        .or_else(|| rotation::plan_start(inputs, facts))
-        .or_else(|| rotation::plan_app_secret(inputs, facts))
-        .unwrap_or(Decision::Done)
 }
