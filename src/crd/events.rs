@@ -1,6 +1,6 @@
 //! Ivy's event catalogue as a closed enum, so `kubectl apply` refuses an unknown name.
 //!
-//! The list is the union of the seeds and Ivy's current SDK (see `../shared/ivy-api.md`):
+//! The list is the union of the seeds and Ivy's current SDK (see `docs/ivy-emulator.md`):
 //! both naming styles (`refund_succeeded`, `refund.succeeded`) are real and kept verbatim.
 
 use schemars::JsonSchema;
