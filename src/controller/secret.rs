@@ -40,6 +40,38 @@ pub const ANNOTATION_ROTATED_AT: &str = "webhooks.ivy.dev/rotated-at";
 /// Annotation: the `subscription-id` annotation value that was adopted.
 pub const ANNOTATION_ADOPTED: &str = "webhooks.ivy.dev/adopted-subscription-id";
 
+/// Annotation: a create the operator is about to send (or sent) to Ivy whose outcome is not
+/// settled yet: `<idempotency key> <RFC 3339 time>`, written before the create (write-ahead).
+/// Found at the start of a reconcile, it means an attempt was interrupted and Ivy may hold a
+/// subscription whose secret was never stored: the next successful create is followed by a
+/// sweep for such leftovers, and deletion looks for them too.
+pub const ANNOTATION_CREATE_ATTEMPT: &str = "webhooks.ivy.dev/create-attempt";
+
+/// A create recorded before it was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateAttempt {
+    /// The idempotency key the create carries.
+    pub key: String,
+    /// When the attempt was recorded.
+    pub at: Timestamp,
+}
+
+impl CreateAttempt {
+    fn parse(text: &str) -> Option<Self> {
+        let (key, at) = text.split_once(' ')?;
+        Some(Self {
+            key: key.to_owned(),
+            at: at.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for CreateAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.key, self.at)
+    }
+}
+
 /// What the operator keeps in the Secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredSecret {
@@ -51,6 +83,8 @@ pub struct StoredSecret {
     pub rotated_at: Option<Timestamp>,
     pub adopted: Option<String>,
     pub url: Option<String>,
+    /// A create whose outcome is not settled (see [`ANNOTATION_CREATE_ATTEMPT`]).
+    pub attempt: Option<CreateAttempt>,
 }
 
 /// The Secret of a resource, as found in the cluster.
@@ -118,6 +152,7 @@ fn read_stored(secret: &Secret) -> StoredSecret {
         rotation: annotation(ANNOTATION_ROTATION),
         rotated_at: annotation(ANNOTATION_ROTATED_AT).and_then(|t| t.parse().ok()),
         adopted: annotation(ANNOTATION_ADOPTED),
+        attempt: annotation(ANNOTATION_CREATE_ATTEMPT).and_then(|a| CreateAttempt::parse(&a)),
         url: text(KEY_URL),
     }
 }
@@ -161,6 +196,10 @@ pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: b
         stored.rotated_at.map(|t| t.to_string()),
     );
     note(ANNOTATION_ADOPTED, stored.adopted.clone());
+    note(
+        ANNOTATION_CREATE_ATTEMPT,
+        stored.attempt.as_ref().map(ToString::to_string),
+    );
 
     let name = sub.metadata.name.clone().unwrap_or_default();
     let labels = BTreeMap::from([
@@ -254,6 +293,10 @@ mod tests {
         let mut original = stored();
         original.rotated_at = Some("2026-11-22T10:00:00Z".parse().unwrap());
         original.previous_subscription_id = Some("sub-0".into());
+        original.attempt = Some(CreateAttempt {
+            key: "ivywh-create-0123abcd".into(),
+            at: "2026-11-22T10:00:01Z".parse().unwrap(),
+        });
         let secret = desired_secret(&sub(), &original, true);
         assert_eq!(
             classify(Some(&secret), &sub()),

@@ -39,6 +39,9 @@ pub enum Reason {
     Paused,
     /// The resource is being deleted and the remote subscription is being removed.
     Deleting,
+    /// Deletion cannot finish (Ivy unreachable, refusing the key, or the resource paused); the
+    /// message says what fails and how to let go.
+    CleanupBlocked,
 }
 
 impl Reason {
@@ -57,6 +60,7 @@ impl Reason {
             Reason::Unsupported => "Unsupported",
             Reason::Paused => "Paused",
             Reason::Deleting => "Deleting",
+            Reason::CleanupBlocked => "CleanupBlocked",
         }
     }
 

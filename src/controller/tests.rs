@@ -16,7 +16,10 @@ use super::apply::apply;
 use super::cleanup::cleanup;
 use super::context::{Context, ControllerConfig};
 use super::metrics::Metrics;
-use super::secret::{KEY_SIGNING_SECRET, KEY_SUBSCRIPTION_ID, StoredSecret, desired_secret};
+use super::secret::{
+    ANNOTATION_CREATE_ATTEMPT, KEY_SIGNING_SECRET, KEY_SUBSCRIPTION_ID, StoredSecret,
+    desired_secret,
+};
 use super::status::{Outcome, Reason, compute_status};
 use super::test_support::{FakeIvy, secret_of, sub};
 use crate::controller::marker::marked_description;
@@ -62,6 +65,19 @@ fn as_resource(patch: &Value) -> Value {
     let mut object = serde_json::to_value(sub()).unwrap();
     object["status"] = patch["status"].clone();
     object
+}
+
+/// The write-ahead record of a create: the attempt, and no secret yet.
+fn attempt_recorded() -> Expect {
+    expect(Method::PATCH, SECRET_PATH, StatusCode::OK, |body| {
+        let attempt = &body["metadata"]["annotations"][ANNOTATION_CREATE_ATTEMPT];
+        assert!(
+            attempt.as_str().unwrap().starts_with("ivywh-create-"),
+            "{body}"
+        );
+        assert!(body["data"].get(KEY_SIGNING_SECRET).is_none(), "{body}");
+        body.clone()
+    })
 }
 
 fn event_posted() -> Expect {
@@ -168,16 +184,22 @@ fn our_secret(sub: &WebhookSubscription, id: &str) -> Secret {
 }
 
 #[tokio::test]
-async fn new_resource_creates_at_ivy_then_writes_secret_then_status() {
+async fn new_resource_records_the_attempt_creates_at_ivy_then_writes_secret_then_status() {
     let ivy = Arc::new(FakeIvy::default());
     let script = vec![
         expect(Method::GET, SECRET_PATH, StatusCode::NOT_FOUND, |_| {
             not_found()
         }),
+        attempt_recorded(),
         expect(Method::PATCH, SECRET_PATH, StatusCode::OK, |body| {
             assert_eq!(body["data"][KEY_SIGNING_SECRET], b64("whsec_1"));
             assert_eq!(body["data"][KEY_SUBSCRIPTION_ID], b64("sub-1"));
             assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+            let annotations = &body["metadata"]["annotations"];
+            assert!(
+                annotations.get(ANNOTATION_CREATE_ATTEMPT).is_none(),
+                "{body}"
+            );
             body.clone()
         }),
         event_posted(),
@@ -190,16 +212,17 @@ async fn new_resource_creates_at_ivy_then_writes_secret_then_status() {
         }),
     ];
     let (action, seen) = run_with(ivy.clone(), script, |ctx| apply(Arc::new(sub()), ctx)).await;
-    assert_eq!(ivy.calls(), ["create", "list"]);
+    // One Ivy call: no list after a first create in the happy path.
+    assert_eq!(ivy.calls(), ["create"]);
     assert_eq!(action, Action::requeue(Duration::from_secs(600)));
-    let event = &seen[2];
+    let event = &seen[3];
     assert_eq!(event["reason"], "Created");
     assert!(
         !event.to_string().contains("whsec_"),
         "secret leaked into an Event"
     );
     assert!(
-        !seen[3].to_string().contains("whsec_"),
+        !seen[4].to_string().contains("whsec_"),
         "secret leaked into status"
     );
 }
@@ -315,6 +338,7 @@ async fn ivy_validation_error_becomes_a_condition_with_ivys_message() {
         expect(Method::GET, SECRET_PATH, StatusCode::NOT_FOUND, |_| {
             not_found()
         }),
+        attempt_recorded(),
         event_posted(),
         expect(Method::PATCH, STATUS_PATH, StatusCode::OK, |body| {
             let ready = ready_of(body);
@@ -344,6 +368,7 @@ async fn transient_failure_backs_off_and_says_it_retries() {
         expect(Method::GET, SECRET_PATH, StatusCode::NOT_FOUND, |_| {
             not_found()
         }),
+        attempt_recorded(),
         expect(Method::PATCH, STATUS_PATH, StatusCode::OK, |body| {
             let ready = ready_of(body);
             assert_eq!(ready["reason"], "IvyUnavailable");
@@ -368,6 +393,7 @@ async fn rate_limit_waits_at_least_retry_after() {
         expect(Method::GET, SECRET_PATH, StatusCode::NOT_FOUND, |_| {
             not_found()
         }),
+        attempt_recorded(),
         expect(Method::PATCH, STATUS_PATH, StatusCode::OK, |body| {
             assert_eq!(ready_of(body)["reason"], "RateLimited");
             as_resource(body)
@@ -377,21 +403,47 @@ async fn rate_limit_waits_at_least_retry_after() {
     assert_eq!(action, Action::requeue(Duration::from_secs(42)));
 }
 
-#[tokio::test]
-async fn cleanup_deletes_the_stored_and_every_marked_subscription() {
-    let resource = sub();
-    let ivy = Arc::new(FakeIvy::with(remote_for(&resource, "sub-9")));
+/// Ivy holding the stored `sub-9`, a leftover marked for the resource and someone else's.
+fn ivy_with_leftover(resource: &WebhookSubscription) -> Arc<FakeIvy> {
+    let ivy = Arc::new(FakeIvy::with(remote_for(resource, "sub-9")));
     ivy.subscriptions
         .lock()
         .unwrap()
-        .insert("leftover".into(), remote_for(&resource, "leftover"));
-    let mut foreign = remote_for(&resource, "someone-else");
+        .insert("leftover".into(), remote_for(resource, "leftover"));
+    let mut foreign = remote_for(resource, "someone-else");
     foreign.description = Some("not ours".into());
     ivy.subscriptions
         .lock()
         .unwrap()
         .insert("someone-else".into(), foreign);
+    ivy
+}
+
+#[tokio::test]
+async fn cleanup_deletes_the_stored_subscription_with_one_call() {
+    let resource = sub();
+    let ivy = ivy_with_leftover(&resource);
     let secret = serde_json::to_value(our_secret(&resource, "sub-9")).unwrap();
+    let script = vec![
+        expect(Method::GET, SECRET_PATH, StatusCode::OK, move |_| {
+            secret.clone()
+        }),
+        event_posted(),
+    ];
+    run_with(ivy.clone(), script, |ctx| cleanup(Arc::new(resource), ctx)).await;
+    assert_eq!(ivy.calls(), ["delete"]);
+}
+
+#[tokio::test]
+async fn cleanup_after_an_interrupted_create_deletes_every_marked_subscription() {
+    let resource = sub();
+    let ivy = ivy_with_leftover(&resource);
+    let mut secret = our_secret(&resource, "sub-9");
+    secret.metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_CREATE_ATTEMPT.to_owned(),
+        "ivywh-create-1 2026-01-01T00:00:00Z".to_owned(),
+    )]));
+    let secret = serde_json::to_value(secret).unwrap();
     let script = vec![
         expect(Method::GET, SECRET_PATH, StatusCode::OK, move |_| {
             secret.clone()
@@ -401,6 +453,20 @@ async fn cleanup_deletes_the_stored_and_every_marked_subscription() {
     run_with(ivy.clone(), script, |ctx| cleanup(Arc::new(resource), ctx)).await;
     let left: Vec<String> = ivy.subscriptions.lock().unwrap().keys().cloned().collect();
     assert_eq!(left, ["someone-else"]);
+}
+
+#[tokio::test]
+async fn cleanup_of_a_resource_that_never_reached_ivy_makes_no_call() {
+    let ivy = Arc::new(FakeIvy::default());
+    let script = vec![
+        expect(Method::GET, SECRET_PATH, StatusCode::NOT_FOUND, |_| {
+            not_found()
+        }),
+        event_posted(),
+    ];
+    let (action, _) = run_with(ivy.clone(), script, |ctx| cleanup(Arc::new(sub()), ctx)).await;
+    assert!(ivy.calls().is_empty(), "{:?}", ivy.calls());
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
@@ -426,8 +492,12 @@ async fn orphan_policy_keeps_the_remote_and_detaches_the_secret() {
 }
 
 #[tokio::test]
-async fn cleanup_failure_at_ivy_keeps_the_finalizer() {
-    let resource = sub();
+async fn cleanup_failure_at_ivy_keeps_the_finalizer_and_says_how_to_let_go() {
+    let mut resource = sub();
+    resource.status = Some(crate::crd::WebhookSubscriptionStatus {
+        subscription_id: Some("sub-9".into()),
+        ..Default::default()
+    });
     let ivy = Arc::new(FakeIvy::default());
     *ivy.fail_next.lock().unwrap() = Some(IvyError::Transient {
         message: "connection refused".into(),
@@ -440,7 +510,11 @@ async fn cleanup_failure_at_ivy_keeps_the_finalizer() {
                 not_found()
             }),
             expect(Method::PATCH, STATUS_PATH, StatusCode::OK, |body| {
-                assert_eq!(ready_of(body)["reason"], "Deleting");
+                let ready = ready_of(body);
+                assert_eq!(ready["reason"], "CleanupBlocked");
+                let message = ready["message"].as_str().unwrap();
+                assert!(message.contains("connection refused"), "{message}");
+                assert!(message.contains("deletionPolicy: Orphan"), "{message}");
                 as_resource(body)
             }),
         ],

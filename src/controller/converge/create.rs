@@ -1,6 +1,7 @@
-//! The create protocol: create a subscription with a derived idempotency key and our marker,
-//! store its id and secret in the Secret in one write at once (the only moment the secret is
-//! ever visible), then delete what interrupted attempts left behind.
+//! The create protocol: record the attempt in the Secret (write-ahead), create a subscription
+//! with a derived idempotency key and our marker, store its id and secret in the Secret in one
+//! write at once (the only moment the secret is ever visible). Only after an interrupted
+//! attempt (a record without a stored outcome) is Ivy listed for what it may have left behind.
 
 use tracing::info;
 
@@ -11,17 +12,28 @@ use crate::controller::events::{self, EventReason};
 use crate::controller::marker::{idempotency_key, is_marked_for, request_parts};
 use crate::controller::outcome::{Interrupt, Retry, Step, crash_point, ivy};
 use crate::controller::remote::{delete_remote, report_leftover_deleted};
-use crate::controller::secret::StoredSecret;
+use crate::controller::secret::{CreateAttempt, StoredSecret};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
 use crate::crd::{ANNOTATION_ROTATE, WebhookSubscription};
 use crate::ivy::error::ConflictKind;
 use crate::ivy::{IdempotencyKey, IvyError, SubscriptionRequest};
 
-/// Without a stored subscription (and nothing to adopt): create one.
-pub(crate) fn plan(_inputs: &Inputs, facts: &Facts) -> Option<Decision> {
+/// Without a stored subscription (and nothing to adopt): create one, unless the resource is
+/// going away.
+pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
     if facts.stored.subscription_id.is_some() {
         return None;
+    }
+    if inputs.deleting {
+        return Some(Decision::Stop {
+            outcome: Outcome::new(
+                Reason::Deleting,
+                "the resource is being deleted: nothing is created for it",
+                None,
+            ),
+            retry: Retry::AwaitChange,
+        });
     }
     Some(Decision::Create(match &facts.vanished {
         Some(vanished) => Purpose::Replace {
@@ -31,12 +43,17 @@ pub(crate) fn plan(_inputs: &Inputs, facts: &Facts) -> Option<Decision> {
     }))
 }
 
-/// After a create, look once for subscriptions earlier attempts left behind (where the dialect
-/// can find and delete them).
-pub(crate) fn plan_sweep(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
+/// Whether the dialect lets the operator find and delete its leftovers.
+pub(crate) fn can_sweep(inputs: &Inputs) -> bool {
     let capabilities = inputs.capabilities;
-    let can_sweep = capabilities.list && capabilities.description && capabilities.delete;
-    (facts.created && !facts.swept && can_sweep).then_some(Decision::SweepLeftovers)
+    capabilities.list && capabilities.description && capabilities.delete
+}
+
+/// After an interrupted attempt, once the current subscription is in place (so that a create
+/// Ivy replays by its idempotency key is kept), look once for what the attempt left behind.
+pub(crate) fn plan_sweep(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
+    let due = facts.interrupted && !facts.swept && facts.stored.subscription_id.is_some();
+    (due && can_sweep(inputs)).then_some(Decision::SweepLeftovers)
 }
 
 /// The request and idempotency key of a create for `purpose`.
@@ -77,6 +94,16 @@ pub(crate) async fn create(
 ) -> Step<()> {
     let sub = target.sub.as_ref();
     let (request, key) = create_request(sub, &target.uid, &facts.stored, &purpose);
+    // Write-ahead: no create is sent unless its record is durable (a terminating namespace or a
+    // refused Secret write stops here), so an interruption is always noticed afterwards.
+    if facts.stored.attempt.as_ref().map(|a| a.key.as_str()) != Some(key.as_str()) {
+        facts.stored.attempt = Some(CreateAttempt {
+            key: key.as_str().to_owned(),
+            at: inputs.now,
+        });
+        target.write_secret(&facts.stored, true).await?;
+        crash_point!("create-after-attempt-record");
+    }
     let created = match ctx.ivy.create(&request, &key).await {
         Ok(created) => created,
         Err(IvyError::Conflict {
@@ -120,6 +147,10 @@ pub(crate) async fn create(
     stored.subscription_id = Some(id.clone());
     stored.signing_secret = Some(secret);
     stored.url = Some(sub.spec.url.clone());
+    // The record stays until the sweep it calls for has run.
+    if !(facts.interrupted && can_sweep(inputs)) {
+        stored.attempt = None;
+    }
     // One write: id and secret together, before the id is recorded anywhere else.
     target.write_secret(stored, true).await?;
     crash_point!("create-after-secret-write");
@@ -152,7 +183,7 @@ pub(crate) async fn create(
 }
 
 /// Deletes every remote subscription marked for this resource whose secret the Secret does not
-/// hold (never silently adopted: its secret is lost).
+/// hold (never silently adopted: its secret is lost), and settles the attempt record.
 pub(crate) async fn sweep(target: &Target, ctx: &Context, facts: &mut Facts) -> Step<()> {
     let keep = [
         facts.stored.subscription_id.as_deref(),
@@ -171,6 +202,7 @@ pub(crate) async fn sweep(target: &Target, ctx: &Context, facts: &mut Facts) -> 
         info!(key = %target.key, subscription = %leftover.id, "deleted a subscription left by an interrupted attempt");
         report_leftover_deleted(ctx, &target.sub, &leftover.id).await;
     }
+    facts.stored.attempt = None;
     facts.swept = true;
     Ok(())
 }

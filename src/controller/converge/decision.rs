@@ -28,6 +28,8 @@ pub(crate) struct Inputs<'a> {
     pub verified: Option<u64>,
     /// The Secret exists but does not name this resource as its controller yet.
     pub needs_owner: bool,
+    /// The resource is being deleted: nothing may be created for it.
+    pub deleting: bool,
 }
 
 /// The result of looking something up during this reconcile.
@@ -87,6 +89,9 @@ pub(crate) struct Facts {
     pub duplicate: Option<Duplicate>,
     /// A subscription was created in this reconcile.
     pub created: bool,
+    /// The Secret recorded a create attempt whose outcome was never stored: Ivy may hold a
+    /// subscription of ours whose secret is lost.
+    pub interrupted: bool,
     /// Leftovers of interrupted attempts were looked for in this reconcile.
     pub swept: bool,
 }
@@ -94,6 +99,7 @@ pub(crate) struct Facts {
 impl Facts {
     pub fn new(stored: StoredSecret) -> Self {
         Self {
+            interrupted: stored.attempt.is_some(),
             stored,
             ..Self::default()
         }
@@ -136,7 +142,7 @@ impl Purpose {
 pub(crate) enum Decision {
     /// A rotation's grace period is over: delete the old subscription, drop the old secret.
     FinishRotation { previous: Option<String> },
-    /// Delete what interrupted attempts left at Ivy.
+    /// Delete what an interrupted attempt left at Ivy.
     SweepLeftovers,
     /// Create a subscription and store its secret at once.
     Create(Purpose),

@@ -56,6 +56,7 @@ pub(crate) async fn converge(
             .verified
             .fresh_fingerprint(&target.key, ctx.config.resync_interval, now),
         needs_owner,
+        deleting: target.sub.metadata.deletion_timestamp.is_some(),
     };
     let mut facts = Facts::new(stored);
     for _ in 0..MAX_DECISIONS {
@@ -100,13 +101,13 @@ pub(crate) async fn converge(
 /// Pure: the same inputs and facts always give the same decision.
 fn plan(inputs: &Inputs, facts: &Facts) -> Decision {
     rotation::plan_finish(inputs, facts)
-        .or_else(|| create::plan_sweep(inputs, facts))
         .or_else(|| duplicate::plan(inputs, facts))
         .or_else(|| adopt::plan(inputs, facts))
         .or_else(|| create::plan(inputs, facts))
         .or_else(|| drift::plan(inputs, facts))
         .or_else(|| rotation::plan_start(inputs, facts))
         .or_else(|| rotation::plan_app_secret(inputs, facts))
+        .or_else(|| create::plan_sweep(inputs, facts))
         .unwrap_or(Decision::Done)
 }
 

@@ -73,6 +73,7 @@ struct Situation {
     app_secret: Option<SigningSecret>,
     verified: bool,
     needs_owner: bool,
+    deleting: bool,
 }
 
 impl Situation {
@@ -84,7 +85,12 @@ impl Situation {
             app_secret: None,
             verified: false,
             needs_owner: false,
+            deleting: false,
         }
+    }
+    fn deleting(mut self) -> Self {
+        self.deleting = true;
+        self
     }
     fn annotate(mut self, key: &str, value: &str) -> Self {
         self.sub
@@ -128,6 +134,7 @@ impl Situation {
                 .verified
                 .then(|| fingerprint(&self.sub, &self.facts.stored)),
             needs_owner: self.needs_owner,
+            deleting: self.deleting,
         };
         plan(&inputs, &self.facts)
     }
@@ -319,16 +326,39 @@ fn planning_table() {
             Decision::RetrySoon,
         ),
         (
-            "after a create: sweep leftovers once",
+            "first create in the happy path: no list, done",
             Situation::new().stored(stored_with("sub-1")).facts(|f| {
+                f.created = true;
+                f.remote = Remote::InStep;
+            }),
+            Decision::Done,
+        ),
+        (
+            "interrupted attempt, no subscription yet: create first (a replay is kept)",
+            Situation::new().facts(|f| f.interrupted = true),
+            Decision::Create(Purpose::Initial),
+        ),
+        (
+            "interrupted attempt, then a create: sweep leftovers once",
+            Situation::new().stored(stored_with("sub-1")).facts(|f| {
+                f.interrupted = true;
                 f.created = true;
                 f.remote = Remote::InStep;
             }),
             Decision::SweepLeftovers,
         ),
         (
-            "after a create and its sweep: done",
+            "interrupted attempt and nothing left to create: sweep",
             Situation::new().stored(stored_with("sub-1")).facts(|f| {
+                f.interrupted = true;
+                f.remote = Remote::InStep;
+            }),
+            Decision::SweepLeftovers,
+        ),
+        (
+            "interrupted attempt, swept: done",
+            Situation::new().stored(stored_with("sub-1")).facts(|f| {
+                f.interrupted = true;
                 f.created = true;
                 f.swept = true;
                 f.remote = Remote::InStep;
@@ -341,11 +371,12 @@ fn planning_table() {
             Decision::Create(Purpose::Initial),
         ),
         (
-            "service dialect after a create: nothing to sweep with",
+            "service dialect after an interrupted attempt: nothing to sweep with",
             Situation::new()
                 .service("whsec_current")
                 .stored(stored_with("sub-1"))
                 .facts(|f| {
+                    f.interrupted = true;
                     f.created = true;
                     f.remote = Remote::InStep;
                 }),
@@ -394,6 +425,12 @@ fn planning_table() {
 #[test]
 fn stops_that_wait_for_the_user() {
     let cases: Vec<(&str, Situation, Reason, Retry)> = vec![
+        (
+            "resource being deleted: nothing is created for it",
+            Situation::new().deleting(),
+            Reason::Deleting,
+            Retry::AwaitChange,
+        ),
         (
             "adoption target missing at Ivy",
             Situation::new()
@@ -455,11 +492,10 @@ fn every_decision_changes_what_the_next_plan_sees() {
                 situation.facts.created = true;
                 situation.facts.remote = Remote::InStep;
             }
-            Decision::SweepLeftovers => situation.facts.swept = true,
             Decision::Done => break,
             other => panic!("unexpected {other:?} after {steps:?}"),
         }
         assert!(steps.len() < 5, "{steps:?}");
     }
-    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps.len(), 2, "{steps:?}");
 }
