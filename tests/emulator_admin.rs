@@ -268,6 +268,8 @@ fn help_explains_every_flag() {
         "--no-idempotency",
         "--app-signing-secret-file",
         "--log-format",
+        "--quirks",
+        "--mutation-log-capacity",
     ] {
         let line = help
             .lines()
