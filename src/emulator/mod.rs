@@ -43,6 +43,9 @@ mod service;
 mod shared;
 mod store;
 
+#[cfg(test)]
+mod scale;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
