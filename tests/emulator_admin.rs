@@ -268,6 +268,8 @@ fn help_explains_every_flag() {
         "--no-idempotency",
         "--app-signing-secret-file",
         "--log-format",
+        "--quirks",
+        "--mutation-log-capacity",
     ] {
         let line = help
             .lines()
@@ -365,4 +367,326 @@ fn the_binary_prints_its_address_serves_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A dialect request over plain HTTP as merchant `api_key`; returns status and JSON body.
+async fn call(
+    emu: &ivy_webhook_operator::emulator::RunningEmulator,
+    method: reqwest::Method,
+    path: &str,
+    api_key: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = raw()
+        .request(method, emu.base_url().join(path).unwrap())
+        .header("X-Ivy-Api-Key", api_key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+const INTERNAL: &str = "api/service/internal/webhook-subscription";
+const SERVICE: &str = "api/service/webhook-subscription";
+
+fn unix_nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test]
+async fn operations_are_counted_per_dialect_and_status_with_later_pages_apart() {
+    use ivy_webhook_operator::emulator::Operation;
+    use reqwest::Method;
+    let emu = emulator(config()).await;
+    for n in 0..3 {
+        let body = json!({"url": format!("https://ops.example/{n}"), "events": ["test"]});
+        assert_eq!(
+            call(&emu, Method::POST, "webhook", KEY, Some(body), None)
+                .await
+                .0,
+            201
+        );
+    }
+    let duplicate = json!({"url": "https://ops.example/0", "events": ["test"]});
+    assert_eq!(
+        call(&emu, Method::POST, "webhook", KEY, Some(duplicate), None)
+            .await
+            .0,
+        409
+    );
+    call(&emu, Method::GET, "webhook?limit=2", KEY, None, None).await;
+    call(
+        &emu,
+        Method::GET,
+        "webhook?limit=2&offset=2",
+        KEY,
+        None,
+        None,
+    )
+    .await;
+    let (_, first) = call(
+        &emu,
+        Method::POST,
+        &format!("{INTERNAL}/list"),
+        KEY,
+        Some(json!({"limit": 2})),
+        None,
+    )
+    .await;
+    let cursor = first["next_cursor"].clone();
+    let next = json!({"limit": 2, "cursor": cursor});
+    let list = format!("{INTERNAL}/list");
+    call(&emu, Method::POST, &list, KEY, Some(next), None).await;
+    let skip = json!({"limit": 2, "skip": 2});
+    call(
+        &emu,
+        Method::POST,
+        &format!("{SERVICE}/list"),
+        KEY,
+        Some(skip),
+        None,
+    )
+    .await;
+    let ping = json!({"id": "0123456789abcdef0123456789abcdef"});
+    call(
+        &emu,
+        Method::POST,
+        &format!("{SERVICE}/ping"),
+        KEY,
+        Some(ping),
+        None,
+    )
+    .await;
+    call(&emu, Method::GET, "webhook", "wrong-key", None, None).await;
+
+    let counts = get(&emu, "admin/operations").await;
+    let count = |dialect: &str, operation: &str, status: u64| {
+        counts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["dialect"] == dialect && c["operation"] == operation && c["status"] == status
+            })
+            .map(|c| c["count"].as_u64().unwrap())
+    };
+    assert_eq!(count("rest", "create", 201), Some(3));
+    assert_eq!(count("rest", "create", 409), Some(1));
+    assert_eq!(count("rest", "list", 200), Some(1));
+    assert_eq!(count("rest", "list", 401), Some(1));
+    assert_eq!(count("rest", "list-page", 200), Some(1));
+    assert_eq!(count("internal", "list", 200), Some(1));
+    assert_eq!(count("internal", "list-page", 200), Some(1));
+    assert_eq!(count("service", "list-page", 200), Some(1));
+    assert_eq!(count("service", "trigger", 404), Some(1));
+    let state = emu.state();
+    assert_eq!(state.operation_count(Dialect::Rest, Operation::Create), 4);
+    assert_eq!(state.operation_count(Dialect::Service, Operation::List), 0);
+
+    let reset = emu.base_url().join("admin/requests").unwrap();
+    assert_eq!(raw().delete(reset).send().await.unwrap().status(), 204);
+    assert!(
+        get(&emu, "admin/operations")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let routes = get(&emu, "admin/requests").await;
+    assert!(
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["route"].as_str().unwrap().starts_with("/admin/")),
+        "{routes}"
+    );
+    assert_eq!(
+        state.subscriptions().len(),
+        3,
+        "counts reset, subscriptions stay"
+    );
+}
+
+#[tokio::test]
+async fn the_mutation_log_has_ids_urls_arrival_and_handling_times_and_replays() {
+    use reqwest::Method;
+    let emu = emulator(config()).await;
+    let before = unix_nanos_now();
+    let create = json!({"endpoint_url": "https://log.example/a", "event_types": ["test"]});
+    let create_path = format!("{INTERNAL}/create");
+    let (_, created) = call(
+        &emu,
+        Method::POST,
+        &create_path,
+        KEY,
+        Some(create.clone()),
+        Some("log-1"),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let update = json!({"subscription_id": id, "endpoint_url": "https://log.example/b"});
+    call(
+        &emu,
+        Method::POST,
+        &format!("{INTERNAL}/update"),
+        KEY,
+        Some(update),
+        None,
+    )
+    .await;
+    call(
+        &emu,
+        Method::POST,
+        &create_path,
+        KEY,
+        Some(create),
+        Some("log-1"),
+    )
+    .await;
+    let clash = json!({"endpoint_url": "https://log.example/b", "event_types": ["test"]});
+    assert_eq!(
+        call(&emu, Method::POST, &create_path, KEY, Some(clash), None)
+            .await
+            .0,
+        409
+    );
+    let delete = json!({"subscription_id": id});
+    call(
+        &emu,
+        Method::POST,
+        &format!("{INTERNAL}/delete"),
+        KEY,
+        Some(delete),
+        None,
+    )
+    .await;
+    call(&emu, Method::GET, "webhook", KEY, None, None).await;
+    let after = unix_nanos_now();
+
+    let log = get(&emu, "admin/mutations").await;
+    let log = log.as_array().unwrap();
+    let column = |name: &str| log.iter().map(|m| m[name].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        column("seq"),
+        [json!(1), json!(2), json!(3), json!(4), json!(5)]
+    );
+    assert_eq!(
+        column("operation"),
+        [
+            json!("create"),
+            json!("update"),
+            json!("create"),
+            json!("create"),
+            json!("delete")
+        ]
+    );
+    assert_eq!(
+        column("status"),
+        [json!(200), json!(200), json!(200), json!(409), json!(200)]
+    );
+    assert_eq!(
+        column("replayed"),
+        [
+            json!(false),
+            json!(false),
+            json!(true),
+            json!(false),
+            json!(false)
+        ]
+    );
+    let ids = column("subscription_id");
+    assert_eq!(
+        ids,
+        [json!(id), json!(id), json!(id), Value::Null, json!(id)]
+    );
+    assert_eq!(
+        column("url"),
+        [
+            json!("https://log.example/a"),
+            json!("https://log.example/b"),
+            json!("https://log.example/a"),
+            Value::Null,
+            json!("https://log.example/b"),
+        ]
+    );
+    let mut last = before;
+    for entry in log {
+        assert_eq!(entry["dialect"], "internal");
+        let at = entry["received_at_unix_nanos"].as_u64().unwrap();
+        assert!(last <= at && at <= after, "{entry}");
+        last = at;
+        assert!(entry["handling_micros"].as_u64().unwrap() <= (after - before) / 1000);
+    }
+    let tail = get(&emu, "admin/mutations?after=3").await;
+    assert_eq!(tail.as_array().unwrap().len(), 2);
+    assert_eq!(emu.state().mutations_after(4).len(), 1);
+    let clear = emu.base_url().join("admin/mutations").unwrap();
+    assert_eq!(raw().delete(clear).send().await.unwrap().status(), 204);
+    assert!(emu.state().mutations().is_empty());
+}
+
+#[tokio::test]
+async fn the_mutation_log_keeps_only_the_newest_entries() {
+    use reqwest::Method;
+    let emu = emulator(config().mutation_log_capacity(2)).await;
+    for n in 0..3 {
+        let body = json!({"url": format!("https://bound.example/{n}"), "events": ["test"]});
+        call(&emu, Method::POST, "webhook", KEY, Some(body), None).await;
+    }
+    let log = emu.state().mutations();
+    let kept: Vec<(u64, Option<String>)> = log.iter().map(|m| (m.seq, m.url.clone())).collect();
+    assert_eq!(
+        kept,
+        [
+            (2, Some("https://bound.example/1".to_owned())),
+            (3, Some("https://bound.example/2".to_owned()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn admin_subscriptions_name_each_merchant_and_filter_by_it() {
+    use reqwest::Method;
+    let emu = emulator(config()).await;
+    for (api_key, n) in [(KEY, 0), (OTHER_KEY, 1), (KEY, 2)] {
+        let body = json!({"url": format!("https://m.example/{n}"), "events": ["test"]});
+        call(&emu, Method::POST, "webhook", api_key, Some(body), None).await;
+    }
+    let all = get(&emu, "admin/subscriptions").await;
+    let merchants: Vec<Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!([s["merchant"], s["merchant_name"]]))
+        .collect();
+    assert_eq!(
+        merchants,
+        [
+            json!([0, "merchant_1"]),
+            json!([1, "merchant_2"]),
+            json!([0, "merchant_1"])
+        ]
+    );
+    let other = get(&emu, "admin/subscriptions?merchant=1").await;
+    assert_eq!(other.as_array().unwrap().len(), 1);
+    assert_eq!(other[0]["url"], "https://m.example/1");
+    assert!(
+        other[0]["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert_eq!(emu.state().subscriptions_of(0).len(), 2);
+    assert_eq!(emu.state().subscription_count(), 3);
 }

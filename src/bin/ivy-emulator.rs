@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use ivy_webhook_operator::emulator::config::DEFAULT_MUTATION_LOG_CAPACITY;
 use ivy_webhook_operator::emulator::{
-    DEFAULT_API_KEY, Emulator, EmulatorConfig, ivy_retry_schedule,
+    DEFAULT_API_KEY, Emulator, EmulatorConfig, Quirks, ivy_retry_schedule,
 };
+use ivy_webhook_operator::operator::cli::parse_duration;
 
 /// An in-memory Ivy webhook-subscription API for tests: serves the `rest`, `internal` and
 /// `service` dialects from one model, delivers signed events (to loopback addresses only) and
@@ -49,9 +51,9 @@ struct Args {
     plain_http_to_loopback: bool,
 
     /// Delays before each retry of a failed delivery, comma separated, e.g.
-    /// `100ms,200ms,1s` (units ms, s, m, h; a bare number is seconds). The number of delays is
-    /// the number of retries; an empty value means no retries. Default: Ivy's schedule (30s,
-    /// 22s, 140s, 541s, 1426s, 3200s, then 1h; 15 retries).
+    /// `100ms,200ms,1s` (durations as the operator's flags take them: 250ms, 2s, 1m30s, 1h).
+    /// The number of delays is the number of retries; an empty value means no retries.
+    /// Default: Ivy's schedule (30s, 22s, 140s, 541s, 1426s, 3200s, then 1h; 15 retries).
     #[arg(long, value_name = "DELAYS", value_parser = parse_schedule)]
     retry_schedule: Option<Schedule>,
 
@@ -59,10 +61,28 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     delivery_timeout: Duration,
 
-    /// Ignore Idempotency-Key headers (like a server without idempotency support). Can be
-    /// switched at runtime with PUT /admin/idempotency.
+    /// Ignore Idempotency-Key headers (like a server without idempotency support): the same
+    /// as the `no-idempotency` quirk. Can be switched at runtime with PUT /admin/idempotency.
     #[arg(long)]
     no_idempotency: bool,
+
+    /// Answer less friendly than documented where Ivy's documents are silent: comma-separated
+    /// profiles among bare-409, text-409, reworded-409, mixed-409, unpaged-lists,
+    /// short-pages, json-404, documented-only, proxy-502[=N], no-idempotency, unfriendly
+    /// (see docs/ivy-emulator.md). Default: none.
+    #[arg(
+        long,
+        env = "IVY_EMULATOR_QUIRKS",
+        value_name = "PROFILES",
+        value_parser = Quirks::parse,
+        default_value = "none"
+    )]
+    quirks: Quirks,
+
+    /// How many mutating requests (create, update, delete) GET /admin/mutations keeps; the
+    /// oldest are dropped first.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MUTATION_LOG_CAPACITY)]
+    mutation_log_capacity: usize,
 
     /// A file holding the merchant app's signing secret, which signs deliveries to
     /// subscriptions created through the `service` dialect. Default: a random whsec_ value
@@ -93,29 +113,6 @@ fn parse_schedule(value: &str) -> Result<Schedule, String> {
         .map(parse_duration)
         .collect::<Result<Vec<_>, _>>()
         .map(Schedule)
-}
-
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 100ms, 2s or 1m"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {value:?} (use ms, s, m, h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{value:?}: {e}"))
 }
 
 fn read_api_keys(args: &Args) -> anyhow::Result<Vec<String>> {
@@ -187,6 +184,8 @@ async fn main() -> anyhow::Result<()> {
     if args.app_signing_secret_file.is_some() && app_signing_secret.is_none() {
         bail!("the app signing secret file is empty");
     }
+    let mut quirks = args.quirks.clone();
+    quirks.no_idempotency |= args.no_idempotency;
     let config = EmulatorConfig {
         api_keys: read_api_keys(&args)?,
         allow_http_urls: args.allow_http_urls,
@@ -196,11 +195,13 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .map(|s| s.0)
             .unwrap_or_else(ivy_retry_schedule),
-        idempotency: !args.no_idempotency,
+        quirks,
         app_signing_secret,
         delivery_timeout: args.delivery_timeout,
         allow_non_loopback_listen: args.allow_non_loopback_listen,
+        mutation_log_capacity: args.mutation_log_capacity,
     };
+    let quirks = config.quirks.to_string();
     let emulator = Emulator::spawn(config, args.listen)
         .await
         .context("failed to start the emulator")?;
@@ -210,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "listening on http://{}", emulator.addr())?;
     stdout.flush()?;
     drop(stdout);
-    tracing::info!(addr = %emulator.addr(), "ivy-emulator ready");
+    tracing::info!(addr = %emulator.addr(), %quirks, "ivy-emulator ready");
 
     stop_signal().await?;
     tracing::info!("shutting down");
@@ -223,27 +224,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_common_units() {
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 days").is_err());
-    }
-
-    #[test]
-    fn a_schedule_is_a_comma_list() {
-        let schedule = parse_schedule("100ms, 200ms,1s").unwrap().0;
+    fn a_schedule_is_a_comma_list_of_the_operators_durations() {
+        let schedule = parse_schedule("100ms, 200ms,1s,1m30s").unwrap().0;
         assert_eq!(
             schedule,
             vec![
                 Duration::from_millis(100),
                 Duration::from_millis(200),
-                Duration::from_secs(1)
+                Duration::from_secs(1),
+                Duration::from_secs(90),
             ]
         );
         assert!(parse_schedule("").unwrap().0.is_empty());
+        assert!(parse_schedule("100ms,soon").is_err());
+        assert!(parse_schedule("-1s").is_err());
+    }
+
+    #[test]
+    fn quirks_are_read_from_the_flag_and_unknown_profiles_refused() {
+        let args = Args::try_parse_from(["ivy-emulator", "--quirks", "bare-409,json-404"]).unwrap();
+        assert_eq!(args.quirks.to_string(), "bare-409,json-404");
+        assert!(Args::try_parse_from(["ivy-emulator", "--quirks", "grumpy"]).is_err());
     }
 
     #[test]

@@ -17,7 +17,8 @@ use serde_json::json;
 
 use super::errors::json_response;
 use super::faults::FaultSpec;
-use super::state::{EmulatorState, SendEventError, Shared};
+use super::shared::Shared;
+use super::state::{EmulatorState, SendEventError};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -28,7 +29,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/deliveries", get(deliveries))
         .route("/events", post(send_event))
-        .route("/requests", get(requests))
+        .route("/requests", get(requests).delete(reset_requests))
+        .route("/operations", get(operations))
+        .route("/mutations", get(mutations).delete(clear_mutations))
+        .route("/quirks", get(quirks))
         .route("/faults", get(faults).post(add_fault).delete(clear_faults))
         .route("/faults/{id}", delete(remove_fault))
         .route("/idempotency", get(idempotency).put(set_idempotency))
@@ -57,8 +61,22 @@ fn state(shared: Arc<Shared>) -> EmulatorState {
     EmulatorState { shared }
 }
 
-async fn subscriptions(State(shared): State<Arc<Shared>>) -> Response {
-    json_response(StatusCode::OK, &state(shared).subscriptions())
+#[derive(Deserialize)]
+struct SubscriptionQuery {
+    /// Only this merchant's (the API key's index).
+    merchant: Option<usize>,
+}
+
+async fn subscriptions(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<SubscriptionQuery>,
+) -> Response {
+    let state = state(shared);
+    let views = match query.merchant {
+        Some(merchant) => state.subscriptions_of(merchant),
+        None => state.subscriptions(),
+    };
+    json_response(StatusCode::OK, &views)
 }
 
 async fn subscription(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -131,6 +149,42 @@ async fn send_event(
 
 async fn requests(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &state(shared).request_counts())
+}
+
+async fn reset_requests(State(shared): State<Arc<Shared>>) -> Response {
+    state(shared).reset_request_counts();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn operations(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &state(shared).operation_counts())
+}
+
+#[derive(Deserialize)]
+struct MutationQuery {
+    /// Only entries with a greater `seq` (to read the log incrementally).
+    after: Option<u64>,
+}
+
+async fn mutations(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<MutationQuery>,
+) -> Response {
+    let log = state(shared).mutations_after(query.after.unwrap_or(0));
+    json_response(StatusCode::OK, &log)
+}
+
+async fn clear_mutations(State(shared): State<Arc<Shared>>) -> Response {
+    state(shared).clear_mutations();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn quirks(State(shared): State<Arc<Shared>>) -> Response {
+    let quirks = state(shared).quirks();
+    json_response(
+        StatusCode::OK,
+        &json!({"quirks": quirks.to_string(), "profiles": quirks.names()}),
+    )
 }
 
 async fn faults(State(shared): State<Arc<Shared>>) -> Response {

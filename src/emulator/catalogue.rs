@@ -1,10 +1,11 @@
-//! The emulator's own copy of Ivy's event catalogue: the union of every list in the seeds and
-//! Ivy's current SDK (see `shared/ivy-api.md`). Kept here, not imported from the operator, so a
-//! typo on one side shows up as a disagreement in tests.
+//! The emulator's own copy of Ivy's event catalogue: the union of every list in Ivy's documents
+//! and its current SDK (see `docs/ivy-emulator.md`). Kept here, not imported from the operator,
+//! so a typo on one side shows up as a disagreement in tests.
 
-/// Every event name Ivy may deliver, in the seeds' order (seed 002, seed 000, then the SDK's).
+/// Every event name Ivy may deliver, in the documents' order (the webhook event reference, the
+/// `internal` create page, then the SDK's).
 pub const EVENTS: &[&str] = &[
-    // seed 002 (the full webhook list)
+    // the webhook event reference (the full list)
     "test",
     "merchant_updated",
     "merchant_app_updated",
@@ -27,7 +28,7 @@ pub const EVENTS: &[&str] = &[
     "user_payout.failed",
     "user_payout.paid",
     "user_payout.initiated",
-    // seed 000 (dotted style)
+    // the `internal` create page (dotted style)
     "checkout_session.completed",
     "checkout_session.expired",
     "payout.paid",
@@ -57,7 +58,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalogue_has_every_seed_name_once() {
+    fn the_catalogue_has_every_documented_name_once() {
         assert_eq!(EVENTS.len(), 38);
         let mut sorted = EVENTS.to_vec();
         sorted.sort_unstable();

@@ -1,5 +1,6 @@
-//! Sending events to subscribers: the signed `{id, type, payload, date}` body, the retry
-//! schedule, the record of every attempt, and the loopback-only safety rule.
+//! Sending events to subscribers: the signed `{id, type, payload, date}` body, the retries on
+//! the configured schedule (each attempt recorded in the delivery log), and the loopback-only
+//! safety rule.
 //!
 //! SAFETY: this emulator runs on machines that may send traffic only to loopback. It delivers
 //! only to URLs whose host is a literal loopback IP (127.0.0.0/8, ::1) or `localhost` (sent to
@@ -8,7 +9,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -17,68 +17,9 @@ use sha2::Sha256;
 use url::{Host, Url};
 use uuid::Uuid;
 
+use super::delivery_log::{Attempt, Delivery, DeliveryState};
 use super::model::{Merchant, Subscription};
-use super::state::Shared;
-
-/// Ivy's documented schedule: delays before retry 1, 2, … (15 retries, the last nine at the
-/// documented "…" of about an hour).
-pub fn ivy_retry_schedule() -> Vec<Duration> {
-    let mut schedule: Vec<Duration> = [30, 22, 140, 541, 1426, 3200]
-        .into_iter()
-        .map(Duration::from_secs)
-        .collect();
-    schedule.extend(std::iter::repeat_n(Duration::from_secs(3600), 9));
-    schedule
-}
-
-/// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Attempts are still being made (or scheduled).
-    Pending,
-    /// A 200 was received.
-    Delivered,
-    /// Every attempt of the schedule failed.
-    Failed,
-    /// Never sent (e.g. non-loopback destination).
-    Skipped,
-}
-
-/// One try at sending a delivery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Attempt {
-    pub at: Timestamp,
-    /// The receiver's HTTP status, when it answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Why there was no answer, or why the delivery was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One webhook sent (or to be sent) to one subscription.
-#[derive(Clone, Debug, Serialize)]
-pub struct Delivery {
-    /// This record's id.
-    pub delivery_id: String,
-    /// The `id` in the body: the webhook id `POST /api/service/webhook/trigger` re-sends.
-    pub webhook_id: String,
-    /// The subscription's UUID (its `rest` id).
-    pub subscription_id: String,
-    pub merchant: usize,
-    pub event_type: String,
-    pub url: String,
-    /// The exact body sent.
-    pub body: String,
-    /// The `X-Ivy-Signature` header sent.
-    pub signature: String,
-    pub state: DeliveryState,
-    pub attempts: Vec<Attempt>,
-    /// The delivery this one re-sends, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resend_of: Option<String>,
-}
+use super::shared::Shared;
 
 /// The body Ivy sends, in its documented field order.
 #[derive(Serialize)]
@@ -181,9 +122,7 @@ pub(crate) fn resend(
         let inner = shared.lock();
         let original = inner
             .deliveries
-            .iter()
-            .rev()
-            .find(|d| d.webhook_id == webhook_id && d.merchant == merchant.0)?
+            .latest_of_webhook(merchant.0, webhook_id)?
             .clone();
         let uuid = Uuid::parse_str(&original.subscription_id).ok()?;
         let subscription = inner.store.get(merchant, uuid).ok()?.clone();
@@ -276,11 +215,7 @@ async fn run(
         let last = attempt == schedule.len();
         tracing::info!(%delivery_id, attempt, status, delivered, "delivery attempt");
         let mut inner = shared.lock();
-        let Some(record) = inner
-            .deliveries
-            .iter_mut()
-            .find(|d| d.delivery_id == delivery_id)
-        else {
+        let Some(record) = inner.deliveries.get_mut(&delivery_id) else {
             return; // reset meanwhile
         };
         record.attempts.push(Attempt {
@@ -346,14 +281,6 @@ mod tests {
         assert_eq!(default_port.as_str(), "http://127.0.0.1:443/hook");
         let kept = loopback_target("https://127.0.0.1:8443/hook", false).unwrap();
         assert_eq!(kept.scheme(), "https");
-    }
-
-    #[test]
-    fn the_default_schedule_is_ivys_with_fifteen_retries() {
-        let schedule = ivy_retry_schedule();
-        assert_eq!(schedule.len(), 15);
-        assert_eq!(schedule[0], Duration::from_secs(30));
-        assert_eq!(schedule[5], Duration::from_secs(3200));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Error answers in each dialect's own shape, and the JSON and dropped-connection answers the
-//! server and the handlers share.
+//! Error answers: in each dialect's own shape, the quirky ones (409 bodies without our codes,
+//! a proxy's HTML 502, a framework's JSON 404), and the JSON and dropped-connection answers
+//! the server and the handlers share.
 //!
 //! - `rest`: `{"statusCode": 400, "error": "Bad Request", "code": "invalid_url", "message": "…"}`
-//! - `internal`: `{"error": {"code": "…", "message": "…", "type": "validation_error"}}` (seed 000)
+//! - `internal`: `{"error": {"code": "…", "message": "…", "type": "validation_error"}}` (the
+//!   shape of Ivy's documented `internal` errors)
 //! - `service`: `{"message": "…", "category": "invalid_request_error", "code": "…", "param": "url"}`
 
 use axum::body::Body;
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use super::quirks::ConflictBody;
 use crate::ivy::Dialect;
 
 /// The family of an error; each dialect names it its own way.
@@ -164,6 +167,55 @@ fn service_category(family: Family) -> &'static str {
     }
 }
 
+/// A 409 whose body is what a conflict quirk says, for a 409 of any cause. `turn` (how many
+/// 409s were answered before) picks the style under [`ConflictBody::Mixed`].
+pub fn quirky_conflict(dialect: Dialect, style: ConflictBody, turn: u64) -> Response {
+    let style = match style {
+        ConflictBody::Mixed => match turn % 3 {
+            0 => ConflictBody::Empty,
+            1 => ConflictBody::PlainText,
+            _ => ConflictBody::Reworded,
+        },
+        fixed => fixed,
+    };
+    match style {
+        ConflictBody::Empty => StatusCode::CONFLICT.into_response(),
+        ConflictBody::PlainText => (StatusCode::CONFLICT, "Conflict").into_response(),
+        ConflictBody::Reworded | ConflictBody::Mixed => ApiError::new(
+            StatusCode::CONFLICT,
+            Family::Conflict,
+            "resource_conflict",
+            "The request conflicts with the current state of the target resource.",
+        )
+        .render(dialect),
+    }
+}
+
+/// The page a proxy in front of Ivy answers when Ivy does not (`proxy-502`).
+pub fn proxy_bad_gateway() -> Response {
+    let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+                <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                </body>\r\n</html>\r\n";
+    let mut response = (StatusCode::BAD_GATEWAY, page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+/// What a web framework answers for a route it does not have (`json-404`): JSON, but not a
+/// dialect's error body.
+pub fn json_not_found(method: &str, path: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({
+            "statusCode": 404,
+            "error": "Not Found",
+            "message": format!("Cannot {method} {path}"),
+        }),
+    )
+}
+
 /// `value` as a JSON answer.
 pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
@@ -222,6 +274,50 @@ mod tests {
             service,
             json!({"message":"bad url","category":"invalid_request_error","code":"invalid_url","param":"url"})
         );
+    }
+
+    async fn raw_body_of(response: Response) -> (StatusCode, Vec<u8>) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, bytes.to_vec())
+    }
+
+    #[tokio::test]
+    async fn quirky_conflicts_carry_no_code_of_ours_and_mixed_takes_turns() {
+        let mut bodies = Vec::new();
+        for turn in 0..3 {
+            let (status, body) = raw_body_of(quirky_conflict(
+                Dialect::Internal,
+                ConflictBody::Mixed,
+                turn,
+            ))
+            .await;
+            assert_eq!(status, StatusCode::CONFLICT);
+            bodies.push(String::from_utf8(body).unwrap());
+        }
+        assert_eq!(bodies[0], "");
+        assert_eq!(bodies[1], "Conflict");
+        let reworded: serde_json::Value = serde_json::from_str(&bodies[2]).unwrap();
+        assert_eq!(reworded["error"]["code"], "resource_conflict");
+        for body in &bodies {
+            let lower = body.to_lowercase();
+            for word in ["url", "duplicate", "idempotency"] {
+                assert!(!lower.contains(word), "{body}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_proxy_502_is_html_and_the_json_404_names_the_route() {
+        let response = proxy_bad_gateway();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html");
+        let (status, body) = raw_body_of(response).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(String::from_utf8(body).unwrap().starts_with("<html>"));
+        let json = body_of(json_not_found("POST", "/x/get")).await;
+        assert_eq!(json["message"], "Cannot POST /x/get");
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ pub enum AfterCommit {
 }
 
 /// One fault, as posted to `POST /admin/faults` or passed to
-/// [`EmulatorState::add_fault`](super::EmulatorState::add_fault).
+/// [`EmulatorState::add_fault`](super::state::EmulatorState::add_fault).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultSpec {
     pub kind: FaultKind,

@@ -1,6 +1,7 @@
 //! What the three dialect modules' handlers share: refusals answered in the dialect's shape
-//! through `?`, reading request bodies, the page-size rule, and the model calls every dialect
-//! makes alike. Wire types, error codes and wording stay in each dialect module.
+//! through `?`, reading request bodies, the page-size rule, the model calls every dialect
+//! makes alike, and the marks a handler puts on its answer for the counters. Wire types, error
+//! codes and wording stay in each dialect module.
 
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
@@ -13,11 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::deliveries::{self, Delivery};
+use super::counters::{Operation, Touched};
+use super::deliveries;
+use super::delivery_log::Delivery;
 use super::errors::ApiError;
 use super::model::{Change, Merchant, ModelError, NewSubscription, Subscription};
 use super::payloads;
-use super::state::Shared;
+use super::shared::Shared;
 use crate::ivy::Dialect;
 
 /// Page size of a list that names none.
@@ -138,6 +141,24 @@ pub(crate) fn update(
         .lock()
         .store
         .update(merchant, uuid, change, allow_http)
+}
+
+/// Marks a successful mutation's answer with the subscription it changed (for the mutation
+/// log).
+pub(crate) fn touched(mut response: Response, subscription: &Subscription) -> Response {
+    response.extensions_mut().insert(Touched {
+        uuid: subscription.uuid,
+        url: subscription.url.clone(),
+    });
+    response
+}
+
+/// Marks a list answer for a page after the first (counted as `list-page`, not `list`).
+pub(crate) fn listed(mut response: Response, first_page: bool) -> Response {
+    if !first_page {
+        response.extensions_mut().insert(Operation::ListPage);
+    }
+    response
 }
 
 /// Sends the `test` event to one of the merchant's subscriptions (every dialect's test verb).

@@ -1,15 +1,19 @@
-//! The `internal` dialect as the emulator serves it (seed 000), with its own wire types.
-//! Every verb is `POST /api/service/internal/webhook-subscription/{verb}` with a JSON body:
+//! The `internal` dialect as the emulator serves it (Ivy's documented `internal` create, and
+//! the same page family), with its own wire types. Every verb is
+//! `POST /api/service/internal/webhook-subscription/{verb}` with a JSON body:
 //!
 //! - `create {endpoint_url, event_types, description?}` -> 200 the subscription plus
-//!   `webhook_signing_secret` (seed 000)
+//!   `webhook_signing_secret` (documented)
 //! - `update {subscription_id, endpoint_url?, event_types?, description?, status?}` -> 200
-//! - `get {subscription_id}` -> 200 the subscription (not in the seed)
-//! - `list {limit?, cursor?}` -> 200 `{object: "list", data, has_more, next_cursor}` (not in
-//!   the seed; limit 1..=100, default 20; `next_cursor` is opaque)
-//! - `delete {subscription_id}` -> 200 `{id, deleted: true}` (not in the seed)
-//! - `trigger-test {subscription_id}` -> 200 `{webhook_id, subscription_id, event_type}` (not in
-//!   the seed; its "trigger test webhook" next step)
+//! - `get {subscription_id}` -> 200 the subscription (undocumented)
+//! - `list {limit?, cursor?}` -> 200 `{object: "list", data, has_more, next_cursor}`
+//!   (undocumented; limit 1..=100, default 20; `next_cursor` is opaque)
+//! - `delete {subscription_id}` -> 200 `{id, deleted: true}` (undocumented)
+//! - `trigger-test {subscription_id}` -> 200 `{webhook_id, subscription_id, event_type}`
+//!   (undocumented; the documents name a "trigger test webhook" endpoint as a next step)
+//!
+//! Under the `documented-only` quirk only `create` and `update` are served; under
+//! `unpaged-lists` a list answers `{data}` alone.
 //!
 //! A subscription is `{id: "wsub_…", endpoint_url, event_types, status: active|inactive,
 //! description, created_at, updated_at}`.
@@ -25,9 +29,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Caller, Wire, page_limit, parse_body, parse_optional_body};
+use super::handler::{
+    self, Caller, Wire, listed, page_limit, parse_body, parse_optional_body, touched,
+};
 use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
-use super::state::Shared;
+use super::paging::{self, PageRequest, Start};
+use super::quirks::Quirks;
+use super::shared::Shared;
 use crate::ivy::Dialect;
 
 /// The `internal` dialect, for [`handler::Answer`].
@@ -38,10 +46,14 @@ type Answer = handler::Answer<Internal>;
 const DIALECT: Dialect = Internal::DIALECT;
 const BASE: &str = "/api/service/internal/webhook-subscription";
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
+pub(crate) fn routes(quirks: &Quirks) -> Router<Arc<Shared>> {
+    let documented = Router::new()
         .route(&format!("{BASE}/create"), post(create))
-        .route(&format!("{BASE}/update"), post(update))
+        .route(&format!("{BASE}/update"), post(update));
+    if quirks.documented_only {
+        return documented;
+    }
+    documented
         .route(&format!("{BASE}/get"), post(read))
         .route(&format!("{BASE}/list"), post(list))
         .route(&format!("{BASE}/delete"), post(remove))
@@ -109,8 +121,15 @@ struct Created {
 
 #[derive(Serialize)]
 struct Page {
-    object: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<&'static str>,
     data: Vec<WireSubscription>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    paging: Option<Paging>,
+}
+
+#[derive(Serialize)]
+struct Paging {
     has_more: bool,
     next_cursor: Option<String>,
 }
@@ -169,13 +188,14 @@ async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
         active: true,
     };
     let s = handler::create(&shared, merchant, DIALECT, new)?;
-    Ok(json_response(
+    let response = json_response(
         StatusCode::OK,
         &Created {
             subscription: WireSubscription::from(&s),
             webhook_signing_secret: s.signing_secret.clone().unwrap_or_default(),
         },
-    ))
+    );
+    Ok(touched(response, &s))
 }
 
 async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
@@ -200,7 +220,8 @@ async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
         active,
     };
     let s = handler::update(&shared, merchant, uuid, change)?;
-    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
+    let response = json_response(StatusCode::OK, &WireSubscription::from(&s));
+    Ok(touched(response, &s))
 }
 
 async fn read(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
@@ -220,32 +241,37 @@ async fn list(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
             None => return Err(ApiError::validation("invalid_cursor", "Unknown cursor.").into()),
         },
     };
-    let all = shared.lock().store.list(merchant, &Filter::default());
-    let rest: Vec<&Subscription> = all.iter().filter(|s| s.seq > after).collect();
-    let page: Vec<&Subscription> = rest.iter().take(limit).copied().collect();
-    let has_more = rest.len() > page.len();
-    let next_cursor = page
-        .last()
-        .filter(|_| has_more)
-        .map(|s| format!("cur_{}", s.seq));
-    Ok(json_response(
-        StatusCode::OK,
-        &Page {
-            object: "list",
-            data: page.into_iter().map(WireSubscription::from).collect(),
-            has_more,
-            next_cursor,
-        },
+    let request = PageRequest {
+        start: Start::After(after),
+        limit,
+        filter: Filter::default(),
+    };
+    let answer = {
+        let inner = shared.lock();
+        let page = paging::page(&inner.store, merchant, &request, &shared.config.quirks);
+        Page {
+            object: page.paged.then_some("list"),
+            paging: page.paged.then(|| Paging {
+                has_more: page.has_more,
+                next_cursor: page.next_after.map(|seq| format!("cur_{seq}")),
+            }),
+            data: page.items.into_iter().map(WireSubscription::from).collect(),
+        }
+    };
+    Ok(listed(
+        json_response(StatusCode::OK, &answer),
+        request.is_first(),
     ))
 }
 
 async fn remove(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
     let s = shared.lock().store.delete(merchant, uuid)?;
-    Ok(json_response(
+    let response = json_response(
         StatusCode::OK,
         &json!({"id": s.internal_id(), "deleted": true}),
-    ))
+    );
+    Ok(touched(response, &s))
 }
 
 async fn trigger_test(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {

@@ -16,140 +16,51 @@
 //! emulator.shutdown().await;
 //! # Ok(()) }
 //! ```
-//! The wire formats, the admin API and the fault model are documented in
+//! The wire formats, the quirk profiles, the admin API and the fault model are documented in
 //! `docs/ivy-emulator.md`.
 
 pub mod catalogue;
+pub mod config;
+pub mod counters;
 pub mod deliveries;
 pub mod faults;
 pub mod model;
 pub mod payloads;
+pub mod quirks;
 pub mod state;
 
 mod admin;
+mod delivery_log;
 mod errors;
 mod handler;
+mod idempotency;
 mod internal;
+mod paging;
+mod pipeline;
 mod rest;
 mod server;
 mod service;
+mod shared;
+mod store;
+
+#[cfg(test)]
+mod scale;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
-pub use deliveries::{Attempt, Delivery, DeliveryState, ivy_retry_schedule};
+pub use config::{DEFAULT_API_KEY, EmulatorConfig, ivy_retry_schedule};
+pub use counters::{Mutation, Operation, OperationCount, RequestCount};
+pub use delivery_log::{Attempt, Delivery, DeliveryState};
 pub use faults::{AfterCommit, Fault, FaultKind, FaultSpec};
-pub use state::{EmulatorState, RequestCount, SendEventError, SubscriptionView};
+pub use quirks::{ConflictBody, Quirks, QuirksError};
+pub use state::{EmulatorState, SendEventError, SubscriptionView};
 
-use state::Shared;
-
-/// The API key [`EmulatorConfig::default`] accepts.
-pub const DEFAULT_API_KEY: &str = "ivy-emulator-api-key";
-
-/// How the emulator behaves. `Default` is Ivy's behaviour with one API key,
-/// [`DEFAULT_API_KEY`]. Its `Debug` output hides the keys and the secret.
-#[derive(Clone)]
-pub struct EmulatorConfig {
-    /// Accepted `X-Ivy-Api-Key` values. Each key is its own merchant: it sees only its own
-    /// subscriptions, and URLs and idempotency keys are unique per key.
-    pub api_keys: Vec<String>,
-    /// Accept `http://` subscription URLs, but only with a loopback host.
-    pub allow_http_urls: bool,
-    /// Deliver to `https://<loopback>:PORT/…` URLs over plain http to the same host and port
-    /// (end-to-end receivers are plain-http loopback servers; the CRD admits only https).
-    pub plain_http_to_loopback: bool,
-    /// Delays before each retry of a failed delivery; its length is the number of retries.
-    pub retry_schedule: Vec<Duration>,
-    /// Honour `Idempotency-Key` (can be switched at runtime through the admin API).
-    pub idempotency: bool,
-    /// The merchant app's signing secret (signs deliveries to subscriptions created through
-    /// `service`); a random `whsec_` value when `None`.
-    pub app_signing_secret: Option<String>,
-    /// Timeout of one delivery attempt.
-    pub delivery_timeout: Duration,
-    /// Allow listening on a non-loopback address (off: [`Emulator::spawn`] refuses).
-    pub allow_non_loopback_listen: bool,
-}
-
-impl std::fmt::Debug for EmulatorConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmulatorConfig")
-            .field(
-                "api_keys",
-                &format_args!("<{} redacted>", self.api_keys.len()),
-            )
-            .field("allow_http_urls", &self.allow_http_urls)
-            .field("plain_http_to_loopback", &self.plain_http_to_loopback)
-            .field("retry_schedule", &self.retry_schedule)
-            .field("idempotency", &self.idempotency)
-            .field(
-                "app_signing_secret",
-                &self.app_signing_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("delivery_timeout", &self.delivery_timeout)
-            .field("allow_non_loopback_listen", &self.allow_non_loopback_listen)
-            .finish()
-    }
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        Self {
-            api_keys: vec![DEFAULT_API_KEY.to_owned()],
-            allow_http_urls: false,
-            plain_http_to_loopback: false,
-            retry_schedule: ivy_retry_schedule(),
-            idempotency: true,
-            app_signing_secret: None,
-            delivery_timeout: Duration::from_secs(10),
-            allow_non_loopback_listen: false,
-        }
-    }
-}
-
-impl EmulatorConfig {
-    /// Accept exactly this API key (replacing the default one).
-    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_keys = vec![key.into()];
-        self
-    }
-
-    /// Accept this API key too (another merchant).
-    pub fn add_api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_keys.push(key.into());
-        self
-    }
-
-    pub fn allow_http_urls(mut self, allow: bool) -> Self {
-        self.allow_http_urls = allow;
-        self
-    }
-
-    pub fn plain_http_to_loopback(mut self, plain: bool) -> Self {
-        self.plain_http_to_loopback = plain;
-        self
-    }
-
-    pub fn retry_schedule(mut self, schedule: Vec<Duration>) -> Self {
-        self.retry_schedule = schedule;
-        self
-    }
-
-    pub fn idempotency(mut self, enabled: bool) -> Self {
-        self.idempotency = enabled;
-        self
-    }
-
-    pub fn app_signing_secret(mut self, secret: impl Into<String>) -> Self {
-        self.app_signing_secret = Some(secret.into());
-        self
-    }
-}
+use shared::Shared;
 
 /// The emulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -290,20 +201,5 @@ impl Drop for RunningEmulator {
             server.abort();
         }
         self.shared.abort_jobs();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_output_hides_keys_and_secret() {
-        let config = EmulatorConfig::default()
-            .with_api_key("key-topsecret")
-            .app_signing_secret("whsec_topsecret");
-        let printed = format!("{config:?}");
-        assert!(!printed.contains("topsecret"), "{printed}");
-        assert!(printed.contains("redacted"));
     }
 }

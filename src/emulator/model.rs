@@ -26,6 +26,18 @@ pub const MAX_DESCRIPTION_LEN: usize = 1000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Merchant(pub usize);
 
+impl Merchant {
+    /// The merchant's id as Ivy's objects show it (`merchant_1` for the first key).
+    pub fn name(self) -> String {
+        format!("merchant_{}", self.0 + 1)
+    }
+
+    /// The id of the merchant's app (`app_1` for the first key).
+    pub fn app_name(self) -> String {
+        format!("app_{}", self.0 + 1)
+    }
+}
+
 /// A stored subscription.
 #[derive(Clone, Debug)]
 pub struct Subscription {
@@ -47,23 +59,28 @@ pub struct Subscription {
 
 impl Subscription {
     pub fn rest_id(&self) -> String {
-        self.uuid.hyphenated().to_string()
+        format_id(Dialect::Rest, self.uuid)
     }
 
     pub fn internal_id(&self) -> String {
-        format!("wsub_{}", self.uuid.simple())
+        format_id(Dialect::Internal, self.uuid)
     }
 
     pub fn service_id(&self) -> String {
-        self.uuid.simple().to_string()
+        format_id(Dialect::Service, self.uuid)
     }
 
     pub fn id_in(&self, dialect: Dialect) -> String {
-        match dialect {
-            Dialect::Rest => self.rest_id(),
-            Dialect::Internal => self.internal_id(),
-            Dialect::Service => self.service_id(),
-        }
+        format_id(dialect, self.uuid)
+    }
+}
+
+/// A subscription's UUID in `dialect`'s id format.
+pub fn format_id(dialect: Dialect, uuid: Uuid) -> String {
+    match dialect {
+        Dialect::Rest => uuid.hyphenated().to_string(),
+        Dialect::Internal => format!("wsub_{}", uuid.simple()),
+        Dialect::Service => uuid.simple().to_string(),
     }
 }
 
@@ -180,7 +197,7 @@ pub fn check_events(events: &[String]) -> Result<(), ModelError> {
     }
 }
 
-fn check_description(description: Option<&str>) -> Result<(), ModelError> {
+pub fn check_description(description: Option<&str>) -> Result<(), ModelError> {
     match description {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(ModelError::Invalid {
             field: Field::Description,
@@ -215,137 +232,18 @@ pub struct Filter {
     pub event: Option<String>,
 }
 
-/// All subscriptions, in creation order.
-#[derive(Debug, Default)]
-pub struct Store {
-    subscriptions: Vec<Subscription>,
-    next_seq: u64,
-}
-
-impl Store {
-    pub fn create(
-        &mut self,
-        merchant: Merchant,
-        via: Dialect,
-        new: NewSubscription,
-        allow_http: bool,
-    ) -> Result<Subscription, ModelError> {
-        check_url(&new.url, allow_http)?;
-        check_events(&new.events)?;
-        check_description(new.description.as_deref())?;
-        if self.url_taken(merchant, &new.url, None) {
-            return Err(ModelError::DuplicateUrl);
-        }
-        let now = Timestamp::now();
-        self.next_seq += 1;
-        let subscription = Subscription {
-            uuid: Uuid::new_v4(),
-            merchant,
-            created_via: via,
-            url: new.url,
-            events: new.events,
-            description: new.description,
-            active: new.active,
-            signing_secret: (via != Dialect::Service).then(new_secret),
-            created_at: now,
-            updated_at: now,
-            seq: self.next_seq,
-        };
-        self.subscriptions.push(subscription.clone());
-        Ok(subscription)
+impl Filter {
+    /// No filter at all: every subscription matches.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_none() && self.event.is_none()
     }
 
-    pub fn get(&self, merchant: Merchant, uuid: Uuid) -> Result<&Subscription, ModelError> {
-        self.subscriptions
-            .iter()
-            .find(|s| s.uuid == uuid && s.merchant == merchant)
-            .ok_or(ModelError::NotFound)
-    }
-
-    pub fn update(
-        &mut self,
-        merchant: Merchant,
-        uuid: Uuid,
-        change: Change,
-        allow_http: bool,
-    ) -> Result<Subscription, ModelError> {
-        self.get(merchant, uuid)?;
-        if let Some(url) = &change.url {
-            check_url(url, allow_http)?;
-            if self.url_taken(merchant, url, Some(uuid)) {
-                return Err(ModelError::DuplicateUrl);
-            }
-        }
-        if let Some(events) = &change.events {
-            check_events(events)?;
-        }
-        check_description(change.description.as_deref())?;
-        let subscription = self
-            .subscriptions
-            .iter_mut()
-            .find(|s| s.uuid == uuid)
-            .ok_or(ModelError::NotFound)?;
-        if let Some(url) = change.url {
-            subscription.url = url;
-        }
-        if let Some(events) = change.events {
-            subscription.events = events;
-        }
-        if let Some(description) = change.description {
-            subscription.description = Some(description);
-        }
-        if let Some(active) = change.active {
-            subscription.active = active;
-        }
-        subscription.updated_at = Timestamp::now();
-        Ok(subscription.clone())
-    }
-
-    pub fn delete(&mut self, merchant: Merchant, uuid: Uuid) -> Result<Subscription, ModelError> {
-        let index = self
-            .subscriptions
-            .iter()
-            .position(|s| s.uuid == uuid && s.merchant == merchant)
-            .ok_or(ModelError::NotFound)?;
-        Ok(self.subscriptions.remove(index))
-    }
-
-    /// Deletes whatever merchant owns it (admin).
-    pub fn delete_any(&mut self, uuid: Uuid) -> Option<Subscription> {
-        let index = self.subscriptions.iter().position(|s| s.uuid == uuid)?;
-        Some(self.subscriptions.remove(index))
-    }
-
-    /// The merchant's subscriptions matching `filter`, in creation order.
-    pub fn list(&self, merchant: Merchant, filter: &Filter) -> Vec<Subscription> {
-        self.subscriptions
-            .iter()
-            .filter(|s| s.merchant == merchant)
-            .filter(|s| filter.active.is_none_or(|a| s.active == a))
-            .filter(|s| {
-                filter
-                    .event
-                    .as_ref()
-                    .is_none_or(|e| s.events.iter().any(|x| x == e))
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// Every subscription of every merchant (admin).
-    pub fn all(&self) -> &[Subscription] {
-        &self.subscriptions
-    }
-
-    /// Finds a subscription by UUID whatever its merchant (admin).
-    pub fn find_any(&self, uuid: Uuid) -> Option<&Subscription> {
-        self.subscriptions.iter().find(|s| s.uuid == uuid)
-    }
-
-    fn url_taken(&self, merchant: Merchant, url: &str, except: Option<Uuid>) -> bool {
-        self.subscriptions
-            .iter()
-            .any(|s| s.merchant == merchant && s.url == url && Some(s.uuid) != except)
+    pub fn matches(&self, subscription: &Subscription) -> bool {
+        self.active.is_none_or(|a| subscription.active == a)
+            && self
+                .event
+                .as_ref()
+                .is_none_or(|e| subscription.events.iter().any(|x| x == e))
     }
 }
 
@@ -353,30 +251,24 @@ impl Store {
 mod tests {
     use super::*;
 
-    const M: Merchant = Merchant(0);
-
-    fn new(url: &str) -> NewSubscription {
-        NewSubscription {
-            url: url.into(),
-            events: vec!["order_created".into()],
-            description: None,
-            active: true,
-        }
-    }
-
     #[test]
     fn ids_round_trip_in_every_dialect_and_only_in_their_own_format() {
-        let mut store = Store::default();
-        let s = store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
+        let uuid = Uuid::new_v4();
         for dialect in Dialect::ALL {
-            assert_eq!(parse_id(dialect, &s.id_in(dialect)), Some(s.uuid));
+            assert_eq!(parse_id(dialect, &format_id(dialect, uuid)), Some(uuid));
+            assert_eq!(parse_any_id(&format_id(dialect, uuid)), Some(uuid));
         }
-        assert_eq!(parse_id(Dialect::Rest, &s.internal_id()), None);
-        assert_eq!(parse_id(Dialect::Internal, &s.service_id()), None);
-        assert_eq!(parse_id(Dialect::Service, &s.rest_id()), None);
-        assert!(s.internal_id().starts_with("wsub_"));
+        let internal = format_id(Dialect::Internal, uuid);
+        assert_eq!(parse_id(Dialect::Rest, &internal), None);
+        assert_eq!(
+            parse_id(Dialect::Internal, &format_id(Dialect::Service, uuid)),
+            None
+        );
+        assert_eq!(
+            parse_id(Dialect::Service, &format_id(Dialect::Rest, uuid)),
+            None
+        );
+        assert!(internal.starts_with("wsub_"));
     }
 
     #[test]
@@ -400,107 +292,5 @@ mod tests {
         assert!(
             matches!(err, ModelError::Invalid { field: Field::Events, message } if message.contains("nope"))
         );
-    }
-
-    #[test]
-    fn a_url_is_unique_per_merchant_only() {
-        let mut store = Store::default();
-        store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
-        assert_eq!(
-            store
-                .create(M, Dialect::Service, new("https://a.example/"), false)
-                .unwrap_err(),
-            ModelError::DuplicateUrl
-        );
-        assert!(
-            store
-                .create(Merchant(1), Dialect::Rest, new("https://a.example/"), false)
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn another_merchants_subscription_is_not_found() {
-        let mut store = Store::default();
-        let s = store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
-        assert_eq!(
-            store.get(Merchant(1), s.uuid).unwrap_err(),
-            ModelError::NotFound
-        );
-        assert_eq!(
-            store.delete(Merchant(1), s.uuid).unwrap_err(),
-            ModelError::NotFound
-        );
-    }
-
-    #[test]
-    fn update_changes_only_given_fields_and_keeps_url_unique() {
-        let mut store = Store::default();
-        let a = store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
-        store
-            .create(M, Dialect::Rest, new("https://b.example/"), false)
-            .unwrap();
-        let change = Change {
-            active: Some(false),
-            ..Default::default()
-        };
-        let updated = store.update(M, a.uuid, change, false).unwrap();
-        assert!(!updated.active);
-        assert_eq!(updated.url, "https://a.example/");
-        let clash = Change {
-            url: Some("https://b.example/".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            store.update(M, a.uuid, clash, false).unwrap_err(),
-            ModelError::DuplicateUrl
-        );
-        let same = Change {
-            url: Some("https://a.example/".into()),
-            ..Default::default()
-        };
-        assert!(store.update(M, a.uuid, same, false).is_ok());
-    }
-
-    #[test]
-    fn service_created_subscriptions_have_no_own_secret() {
-        let mut store = Store::default();
-        let r = store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
-        let s = store
-            .create(M, Dialect::Service, new("https://b.example/"), false)
-            .unwrap();
-        assert!(r.signing_secret.unwrap().starts_with("whsec_"));
-        assert!(s.signing_secret.is_none());
-    }
-
-    #[test]
-    fn list_filters_by_active_and_event() {
-        let mut store = Store::default();
-        store
-            .create(M, Dialect::Rest, new("https://a.example/"), false)
-            .unwrap();
-        let mut inactive = new("https://b.example/");
-        inactive.active = false;
-        inactive.events = vec!["test".into()];
-        store.create(M, Dialect::Rest, inactive, false).unwrap();
-        let active = Filter {
-            active: Some(true),
-            ..Default::default()
-        };
-        let test_event = Filter {
-            event: Some("test".into()),
-            ..Default::default()
-        };
-        assert_eq!(store.list(M, &active).len(), 1);
-        assert_eq!(store.list(M, &test_event)[0].url, "https://b.example/");
-        assert_eq!(store.list(M, &Filter::default()).len(), 2);
     }
 }

@@ -1,6 +1,7 @@
 //! Realistic `payload` objects for each catalogue event. The Order (for `order_created` and
-//! `order_updated`) follows the fields seed 002 describes; other events get a smaller object of
-//! the same flavour. Field names are camelCase like the rest of Ivy's public objects.
+//! `order_updated`) follows the fields Ivy's webhook event reference describes; other events
+//! get a smaller object of the same flavour. Field names are camelCase like the rest of Ivy's
+//! public objects.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -94,7 +95,7 @@ fn status_from(event_type: &str, default: &str) -> String {
         .to_owned()
 }
 
-/// An Order as seed 002 documents it.
+/// An Order as Ivy's webhook event reference documents it.
 fn order(merchant_id: &str, app_id: &str, status: &str) -> Value {
     let id = Uuid::new_v4().to_string();
     json!({

@@ -1,13 +1,15 @@
-//! The `rest` dialect as the emulator serves it (seed 003), with its own wire types.
+//! The `rest` dialect as the emulator serves it (Ivy's REST API reference: resources under
+//! `/webhook`), with its own wire types.
 //!
 //! - `POST /webhook` `{url, events, description?}` -> 201 `{id, url, events, description,
 //!   active, secret, created_at, updated_at}` (the only answer with `secret`)
 //! - `GET /webhook/{id}` -> 200 the subscription; a malformed UUID is a 400
 //! - `GET /webhook?limit=&offset=&active=&event=` -> 200 `{items, total, limit, offset}`
-//!   (limit 1..=100, default 20)
+//!   (limit 1..=100, default 20; `{items}` alone under the `unpaged-lists` quirk)
 //! - `PUT /webhook/{id}` `{url?, events?, description?, active?}` -> 200 the subscription
 //! - `DELETE /webhook/{id}` -> 200 `{id, deleted: true}`
-//! - `POST /webhook/{id}/test` -> 200 `{webhook_id, subscription_id, type: "test"}`
+//! - `POST /webhook/{id}/test` -> 200 `{webhook_id, subscription_id, type: "test"}` (not in
+//!   the reference; not served under the `documented-only` quirk)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,9 +24,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Caller, Wire, page_limit, parse_body};
+use super::handler::{self, Caller, Wire, listed, page_limit, parse_body, touched};
 use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
-use super::state::Shared;
+use super::paging::{self, PageRequest, Start};
+use super::quirks::Quirks;
+use super::shared::Shared;
 use crate::ivy::Dialect;
 
 /// The `rest` dialect, for [`handler::Answer`].
@@ -34,11 +38,15 @@ type Answer = handler::Answer<Rest>;
 
 const DIALECT: Dialect = Rest::DIALECT;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
+pub(crate) fn routes(quirks: &Quirks) -> Router<Arc<Shared>> {
+    let routes = Router::new()
         .route("/webhook", post(create).get(list))
-        .route("/webhook/{id}", get(read).put(update).delete(remove))
-        .route("/webhook/{id}/test", post(trigger_test))
+        .route("/webhook/{id}", get(read).put(update).delete(remove));
+    if quirks.documented_only {
+        routes
+    } else {
+        routes.route("/webhook/{id}/test", post(trigger_test))
+    }
 }
 
 #[derive(Deserialize)]
@@ -91,6 +99,12 @@ struct CreatedWebhook {
 #[derive(Serialize)]
 struct Page {
     items: Vec<Webhook>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    paging: Option<Paging>,
+}
+
+#[derive(Serialize)]
+struct Paging {
     total: usize,
     limit: usize,
     offset: usize,
@@ -121,7 +135,7 @@ impl Wire for Rest {
     }
 }
 
-/// A path id: 400 when it is not a UUID (the seed lists 400 for get/update/delete).
+/// A path id: 400 when it is not a UUID (the reference lists 400 for get/update/delete).
 fn path_id(id: &str) -> Result<Uuid, ApiError> {
     parse_id(DIALECT, id)
         .ok_or_else(|| ApiError::validation("invalid_id", "The webhook id must be a UUID."))
@@ -139,13 +153,14 @@ async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
         active: true,
     };
     let s = handler::create(&shared, merchant, DIALECT, new)?;
-    Ok(json_response(
+    let response = json_response(
         StatusCode::CREATED,
         &CreatedWebhook {
             webhook: Webhook::from(&s),
             secret: s.signing_secret.clone().unwrap_or_default(),
         },
-    ))
+    );
+    Ok(touched(response, &s))
 }
 
 async fn read(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {
@@ -168,16 +183,17 @@ async fn update(
         active: request.active,
     };
     let s = handler::update(&shared, merchant, uuid, change)?;
-    Ok(json_response(StatusCode::OK, &Webhook::from(&s)))
+    Ok(touched(
+        json_response(StatusCode::OK, &Webhook::from(&s)),
+        &s,
+    ))
 }
 
 async fn remove(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {
     let uuid = path_id(&id)?;
     let s = shared.lock().store.delete(merchant, uuid)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"id": s.rest_id(), "deleted": true}),
-    ))
+    let response = json_response(StatusCode::OK, &json!({"id": s.rest_id(), "deleted": true}));
+    Ok(touched(response, &s))
 }
 
 async fn list(
@@ -207,23 +223,30 @@ async fn list(
             );
         }
     };
-    let filter = Filter {
-        active,
-        event: query.get("event").cloned(),
-    };
-    let all = shared.lock().store.list(merchant, &filter);
-    let page = Page {
-        total: all.len(),
-        items: all
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(Webhook::from)
-            .collect(),
+    let request = PageRequest {
+        start: Start::Offset(offset),
         limit,
-        offset,
+        filter: Filter {
+            active,
+            event: query.get("event").cloned(),
+        },
     };
-    Ok(json_response(StatusCode::OK, &page))
+    let answer = {
+        let inner = shared.lock();
+        let page = paging::page(&inner.store, merchant, &request, &shared.config.quirks);
+        Page {
+            items: page.items.into_iter().map(Webhook::from).collect(),
+            paging: page.paged.then_some(Paging {
+                total: page.total,
+                limit,
+                offset,
+            }),
+        }
+    };
+    Ok(listed(
+        json_response(StatusCode::OK, &answer),
+        request.is_first(),
+    ))
 }
 
 async fn trigger_test(Caller { shared, merchant }: Caller, Path(id): Path<String>) -> Answer {

@@ -1,10 +1,11 @@
-//! The `service` dialect as the emulator serves it (seed 001 and Ivy's SDKs), with its own
-//! wire types. Every verb is a `POST` with a JSON body:
+//! The `service` dialect as the emulator serves it (Ivy's webhook guide and its SDKs), with
+//! its own wire types. Every verb is a `POST` with a JSON body:
 //!
 //! - `/api/service/webhook-subscription/create {url, events}` -> 200 the subscription
 //! - `/api/service/webhook-subscription/update {id, url?, events?}` -> 200 the subscription
 //! - `/api/service/webhook-subscription/list {limit?, skip?}` -> 200
-//!   `{items, count, hasNext, skip}` (`count` is the total; limit 1..=100, default 20)
+//!   `{items, count, hasNext, skip}` (`count` is the total; limit 1..=100, default 20;
+//!   `{items}` alone under the `unpaged-lists` quirk)
 //! - `/api/service/webhook-subscription/delete {id}` -> 200 `{success: true}`
 //! - `/api/service/webhook-subscription/ping {id}` -> 200 `{success: true}` (sends `test`)
 //! - `/api/service/webhook/trigger {id}` -> 200 `{success: true}`: re-sends the delivered
@@ -25,9 +26,12 @@ use uuid::Uuid;
 
 use super::deliveries;
 use super::errors::{ApiError, Family, json_response};
-use super::handler::{self, Caller, Wire, page_limit, parse_body, parse_optional_body};
+use super::handler::{
+    self, Caller, Wire, listed, page_limit, parse_body, parse_optional_body, touched,
+};
 use super::model::{Change, Field, Filter, ModelError, NewSubscription, Subscription, parse_id};
-use super::state::Shared;
+use super::paging::{self, PageRequest, Start};
+use super::shared::Shared;
 use crate::ivy::Dialect;
 
 /// The `service` dialect, for [`handler::Answer`].
@@ -88,8 +92,8 @@ impl From<&Subscription> for WireSubscription {
     fn from(s: &Subscription) -> Self {
         WireSubscription {
             id: s.service_id(),
-            merchant: format!("merchant_{}", s.merchant.0 + 1),
-            merchant_app: format!("app_{}", s.merchant.0 + 1),
+            merchant: s.merchant.name(),
+            merchant_app: s.merchant.app_name(),
             url: s.url.clone(),
             events: s.events.clone(),
             created_at: s.created_at.to_string(),
@@ -99,9 +103,15 @@ impl From<&Subscription> for WireSubscription {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Page {
     items: Vec<WireSubscription>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    paging: Option<Paging>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Paging {
     count: usize,
     has_next: bool,
     skip: usize,
@@ -172,7 +182,8 @@ async fn create(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
         active: true,
     };
     let s = handler::create(&shared, merchant, DIALECT, new)?;
-    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
+    let response = json_response(StatusCode::OK, &WireSubscription::from(&s));
+    Ok(touched(response, &s))
 }
 
 async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
@@ -184,33 +195,41 @@ async fn update(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
         ..Default::default()
     };
     let s = handler::update(&shared, merchant, uuid, change)?;
-    Ok(json_response(StatusCode::OK, &WireSubscription::from(&s)))
+    let response = json_response(StatusCode::OK, &WireSubscription::from(&s));
+    Ok(touched(response, &s))
 }
 
 async fn list(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let request: ListRequest = parse_optional_body(&body)?;
     let limit = page_limit(request.limit, "invalid_request")?;
     let skip = request.skip.unwrap_or(0);
-    let all = shared.lock().store.list(merchant, &Filter::default());
-    let items: Vec<WireSubscription> = all
-        .iter()
-        .skip(skip)
-        .take(limit)
-        .map(WireSubscription::from)
-        .collect();
-    let page = Page {
-        has_next: skip + items.len() < all.len(),
-        count: all.len(),
-        items,
-        skip,
+    let request = PageRequest {
+        start: Start::Offset(skip),
+        limit,
+        filter: Filter::default(),
     };
-    Ok(json_response(StatusCode::OK, &page))
+    let answer = {
+        let inner = shared.lock();
+        let page = paging::page(&inner.store, merchant, &request, &shared.config.quirks);
+        Page {
+            paging: page.paged.then_some(Paging {
+                count: page.total,
+                has_next: page.has_more,
+                skip,
+            }),
+            items: page.items.into_iter().map(WireSubscription::from).collect(),
+        }
+    };
+    Ok(listed(
+        json_response(StatusCode::OK, &answer),
+        request.is_first(),
+    ))
 }
 
 async fn remove(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {
     let uuid = target(&body)?;
-    shared.lock().store.delete(merchant, uuid)?;
-    success()
+    let s = shared.lock().store.delete(merchant, uuid)?;
+    Ok(touched(success()?, &s))
 }
 
 async fn ping(Caller { shared, merchant }: Caller, body: Bytes) -> Answer {

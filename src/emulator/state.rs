@@ -1,148 +1,22 @@
-//! The emulator's state (model, deliveries, idempotency records, faults, request counts) and
-//! [`EmulatorState`], the handle tests and the admin API use to look at and steer it.
+//! [`EmulatorState`], the handle in-process tests and the admin API use to look inside a
+//! running emulator and to steer it: subscriptions with their secrets, deliveries, events,
+//! request counts and the mutation log, faults, idempotency, reset.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::task::JoinSet;
 
-use super::EmulatorConfig;
-use super::deliveries::{self, Delivery};
-use super::faults::{Fault, FaultSpec, Faults};
-use super::model::{Merchant, Store, parse_any_id};
+use super::counters::{Mutation, Operation, OperationCount, RequestCount};
+use super::deliveries;
+use super::delivery_log::Delivery;
+use super::faults::{Fault, FaultSpec};
+use super::model::{Subscription, parse_any_id};
 use super::payloads;
+use super::quirks::Quirks;
+use super::shared::Shared;
 use crate::ivy::Dialect;
-
-/// A stored answer for an `Idempotency-Key`.
-#[derive(Clone, Debug)]
-pub(crate) enum IdempotencyEntry {
-    /// The first request with this key is still being handled.
-    InFlight { fingerprint: Fingerprint },
-    Done {
-        fingerprint: Fingerprint,
-        status: u16,
-        content_type: Option<String>,
-        body: Bytes,
-    },
-}
-
-/// What makes two requests "the same" for idempotency: method, path and body (compared as
-/// JSON when it parses, so key order and whitespace do not matter).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Fingerprint {
-    pub method: String,
-    pub path: String,
-    pub body: FingerprintBody,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum FingerprintBody {
-    Json(serde_json::Value),
-    Raw(Bytes),
-}
-
-impl Fingerprint {
-    pub fn new(method: &str, path: &str, body: &Bytes) -> Self {
-        let body = match serde_json::from_slice(body) {
-            Ok(value) => FingerprintBody::Json(value),
-            Err(_) => FingerprintBody::Raw(body.clone()),
-        };
-        Self {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            body,
-        }
-    }
-}
-
-pub(crate) struct Inner {
-    pub store: Store,
-    pub deliveries: Vec<Delivery>,
-    pub idempotency: HashMap<(Merchant, String), IdempotencyEntry>,
-    pub idempotency_enabled: bool,
-    pub faults: Faults,
-    pub requests: BTreeMap<(String, String, u16), u64>,
-}
-
-impl Inner {
-    fn new(idempotency_enabled: bool) -> Self {
-        Self {
-            store: Store::default(),
-            deliveries: Vec::new(),
-            idempotency: HashMap::new(),
-            idempotency_enabled,
-            faults: Faults::default(),
-            requests: BTreeMap::new(),
-        }
-    }
-}
-
-/// Everything the server, the delivery workers and [`EmulatorState`] share.
-pub(crate) struct Shared {
-    pub config: EmulatorConfig,
-    /// The merchant app's signing secret (signs deliveries of `service`-created subscriptions).
-    pub app_secret: String,
-    pub delivery_http: reqwest::Client,
-    inner: Mutex<Inner>,
-    tasks: Mutex<JoinSet<()>>,
-}
-
-impl Shared {
-    pub fn new(config: EmulatorConfig, app_secret: String, delivery_http: reqwest::Client) -> Self {
-        let idempotency = config.idempotency;
-        Self {
-            config,
-            app_secret,
-            delivery_http,
-            inner: Mutex::new(Inner::new(idempotency)),
-            tasks: Mutex::new(JoinSet::new()),
-        }
-    }
-
-    /// The state lock. Never held across an `.await`; a panic while holding it cannot leave
-    /// the plain data inconsistent enough to matter for an emulator, so poisoning is ignored.
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn tasks(&self) -> MutexGuard<'_, JoinSet<()>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs a background job (a delivery) that shutdown and reset abort.
-    pub fn spawn(&self, job: impl Future<Output = ()> + Send + 'static) {
-        let mut tasks = self.tasks();
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(job);
-    }
-
-    /// Aborts every background job.
-    pub fn abort_jobs(&self) {
-        self.tasks().abort_all();
-    }
-
-    /// The merchant an API key belongs to.
-    pub fn merchant_for(&self, api_key: &str) -> Option<Merchant> {
-        self.config
-            .api_keys
-            .iter()
-            .position(|k| !k.is_empty() && k == api_key)
-            .map(Merchant)
-    }
-
-    pub fn count_request(&self, method: &str, route: &str, status: u16) {
-        *self
-            .lock()
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-    }
-}
 
 /// A subscription as the admin API shows it: every id form, the secret, who created it.
 #[derive(Clone, Debug, Serialize)]
@@ -152,8 +26,10 @@ pub struct SubscriptionView {
     pub rest_id: String,
     pub internal_id: String,
     pub service_id: String,
-    /// Index of the API key (merchant) that owns it; never the key itself.
+    /// Index of the API key (merchant) that owns it, in configuration order; never the key.
     pub merchant: usize,
+    /// The merchant's name as the `service` dialect shows it (`merchant_1` for index 0).
+    pub merchant_name: String,
     /// The dialect that created it.
     pub created_via: &'static str,
     pub url: String,
@@ -168,14 +44,30 @@ pub struct SubscriptionView {
     pub updated_at: Timestamp,
 }
 
-/// How often one route answered one status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RequestCount {
-    pub method: String,
-    /// The route template (`/webhook/{id}`), or `<unmatched>`.
-    pub route: String,
-    pub status: u16,
-    pub count: u64,
+impl SubscriptionView {
+    fn of(shared: &Shared, s: &Subscription) -> Self {
+        Self {
+            id: s.rest_id(),
+            rest_id: s.rest_id(),
+            internal_id: s.internal_id(),
+            service_id: s.service_id(),
+            merchant: s.merchant.0,
+            merchant_name: s.merchant.name(),
+            created_via: s.created_via.as_str(),
+            url: s.url.clone(),
+            events: s.events.clone(),
+            description: s.description.clone(),
+            active: s.active,
+            signing_secret: deliveries::secret_for(shared, s),
+            secret_source: if s.signing_secret.is_some() {
+                "subscription"
+            } else {
+                "app"
+            },
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
 }
 
 /// The admin event request could not be served.
@@ -194,40 +86,39 @@ pub struct EmulatorState {
 }
 
 impl EmulatorState {
-    /// Every subscription of every merchant, with its secret.
+    /// Every subscription of every merchant, with its secret, in creation order.
     pub fn subscriptions(&self) -> Vec<SubscriptionView> {
         let inner = self.shared.lock();
         inner
             .store
             .all()
-            .iter()
-            .map(|s| SubscriptionView {
-                id: s.rest_id(),
-                rest_id: s.rest_id(),
-                internal_id: s.internal_id(),
-                service_id: s.service_id(),
-                merchant: s.merchant.0,
-                created_via: s.created_via.as_str(),
-                url: s.url.clone(),
-                events: s.events.clone(),
-                description: s.description.clone(),
-                active: s.active,
-                signing_secret: deliveries::secret_for(&self.shared, s),
-                secret_source: if s.signing_secret.is_some() {
-                    "subscription"
-                } else {
-                    "app"
-                },
-                created_at: s.created_at,
-                updated_at: s.updated_at,
-            })
+            .map(|s| SubscriptionView::of(&self.shared, s))
+            .collect()
+    }
+
+    /// The subscriptions of merchant number `merchant` (its API key's index), in creation
+    /// order.
+    pub fn subscriptions_of(&self, merchant: usize) -> Vec<SubscriptionView> {
+        let inner = self.shared.lock();
+        inner
+            .store
+            .all()
+            .filter(|s| s.merchant.0 == merchant)
+            .map(|s| SubscriptionView::of(&self.shared, s))
             .collect()
     }
 
     /// The subscription with this id (in any dialect's format).
     pub fn subscription(&self, id: &str) -> Option<SubscriptionView> {
-        let uuid = parse_any_id(id)?.hyphenated().to_string();
-        self.subscriptions().into_iter().find(|s| s.id == uuid)
+        let uuid = parse_any_id(id)?;
+        let inner = self.shared.lock();
+        let found = inner.store.find_any(uuid)?;
+        Some(SubscriptionView::of(&self.shared, found))
+    }
+
+    /// How many subscriptions all merchants hold.
+    pub fn subscription_count(&self) -> usize {
+        self.shared.lock().store.total()
     }
 
     /// Deletes a subscription whatever its merchant; false if there was none.
@@ -240,7 +131,7 @@ impl EmulatorState {
 
     /// Every delivery so far, oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.shared.lock().deliveries.clone()
+        self.shared.lock().deliveries.all().to_vec()
     }
 
     /// Waits until `done` holds for the deliveries, or `timeout` passes; returns the last
@@ -271,7 +162,7 @@ impl EmulatorState {
         if !super::catalogue::is_known(event_type) {
             return Err(SendEventError::UnknownEvent(event_type.to_owned()));
         }
-        let targets = {
+        let targets: Vec<Subscription> = {
             let inner = self.shared.lock();
             match to {
                 Some(id) => {
@@ -284,7 +175,6 @@ impl EmulatorState {
                 None => inner
                     .store
                     .all()
-                    .iter()
                     .filter(|s| s.active && s.events.iter().any(|e| e == event_type))
                     .cloned()
                     .collect(),
@@ -301,19 +191,10 @@ impl EmulatorState {
             .collect())
     }
 
-    /// Requests served so far, per method, route template and status.
+    /// Requests served so far (dialect, admin and unmatched), per method, route template and
+    /// status.
     pub fn request_counts(&self) -> Vec<RequestCount> {
-        self.shared
-            .lock()
-            .requests
-            .iter()
-            .map(|((method, route, status), count)| RequestCount {
-                method: method.clone(),
-                route: route.clone(),
-                status: *status,
-                count: *count,
-            })
-            .collect()
+        self.shared.lock().counters.route_counts()
     }
 
     /// How many `method` requests `route` (a template) has served, whatever their status.
@@ -323,6 +204,41 @@ impl EmulatorState {
             .filter(|c| c.method.eq_ignore_ascii_case(method) && c.route == route)
             .map(|c| c.count)
             .sum()
+    }
+
+    /// Dialect requests served so far, per dialect, operation and status.
+    pub fn operation_counts(&self) -> Vec<OperationCount> {
+        self.shared.lock().counters.operation_counts()
+    }
+
+    /// How many `operation` requests `dialect` has served, whatever their status.
+    pub fn operation_count(&self, dialect: Dialect, operation: Operation) -> u64 {
+        self.operation_counts()
+            .iter()
+            .filter(|c| c.dialect == dialect.as_str() && c.operation == operation)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Sets every request count (both kinds) back to zero; subscriptions and the mutation log
+    /// stay.
+    pub fn reset_request_counts(&self) {
+        self.shared.lock().counters.reset_counts();
+    }
+
+    /// The logged mutating requests, oldest first (bounded: the oldest are dropped first).
+    pub fn mutations(&self) -> Vec<Mutation> {
+        self.mutations_after(0)
+    }
+
+    /// The logged mutating requests with a `seq` greater than `after`.
+    pub fn mutations_after(&self, after: u64) -> Vec<Mutation> {
+        self.shared.lock().counters.mutations_after(after)
+    }
+
+    /// Empties the mutation log.
+    pub fn clear_mutations(&self) {
+        self.shared.lock().counters.clear_mutations();
     }
 
     /// Installs a fault; returns its id.
@@ -351,16 +267,21 @@ impl EmulatorState {
         self.shared.lock().idempotency_enabled
     }
 
+    /// The quirks the emulator was started with.
+    pub fn quirks(&self) -> Quirks {
+        self.shared.config.quirks.clone()
+    }
+
     /// The merchant app's signing secret (`service` dialect deliveries).
     pub fn app_signing_secret(&self) -> String {
         self.shared.app_secret.clone()
     }
 
     /// Forgets everything: subscriptions, deliveries (pending ones are cancelled), idempotency
-    /// records, faults and counts; idempotency goes back to its configured setting.
+    /// records, faults, counts and the mutation log; idempotency goes back to its configured
+    /// setting.
     pub fn reset(&self) {
-        self.shared.abort_jobs();
-        *self.shared.lock() = Inner::new(self.shared.config.idempotency);
+        self.shared.reset();
     }
 
     /// Which dialect created the subscription `id`, if it exists.
