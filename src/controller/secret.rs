@@ -89,6 +89,8 @@ pub struct StoredSecret {
 
 /// The Secret of a resource, as found in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Built once per reconcile and consumed at once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SecretOwnership {
     /// No Secret of that name exists.
     Absent,
