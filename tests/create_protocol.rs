@@ -24,7 +24,7 @@ use ivy_webhook_operator::crd::{
     ANNOTATION_ROTATE, DeletionPolicy, EventName, WebhookSubscription, WebhookSubscriptionSpec,
 };
 use ivy_webhook_operator::emulator::{
-    AfterCommit, Emulator, EmulatorConfig, FaultSpec, RunningEmulator, SubscriptionView,
+    AfterCommit, Emulator, EmulatorConfig, FaultSpec, Operation, RunningEmulator, SubscriptionView,
 };
 use ivy_webhook_operator::ivy::{ApiKey, ClientConfig, Dialect, build_ivy_client};
 use support::{TestNamespace, cluster, install_crd, secret_data};
@@ -209,6 +209,113 @@ async fn crash_during_create(point: &'static str, idempotency: bool) {
         .await;
     fx.assert_converged("orders").await;
     scenario.teardown();
+}
+
+/// No create is sent to Ivy unless its attempt record is durable: while an admission policy
+/// refuses the resource's Secret, nothing is created; once it is lifted, exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_create_without_a_durable_attempt_record() {
+    let Some(fx) = Fixture::new("proto-writeahead", false).await else {
+        return;
+    };
+    let policy = RefusedSecret::install(&fx.ns.name, "orders-ivy-webhook").await;
+    fx.create("orders").await;
+    let ctx = fx.restarted_operator();
+    // The first reconcile only adds the finalizer.
+    let current = fx.api.get("orders").await.unwrap();
+    reconcile(Arc::new(current), ctx.clone()).await.unwrap();
+    for _ in 0..5 {
+        let current = fx.api.get("orders").await.unwrap();
+        let result = reconcile(Arc::new(current), ctx.clone()).await;
+        assert!(
+            result.is_err(),
+            "the refused Secret write fails the reconcile"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let creates = fx
+        .emulator
+        .state()
+        .operation_count(Dialect::Rest, Operation::Create);
+    assert_eq!(creates, 0, "no create without its record");
+    assert!(fx.emulator.state().subscriptions().is_empty());
+
+    policy.remove().await;
+    fx.reconcile_until("orders", &ctx, is_ready).await;
+    fx.assert_converged("orders").await;
+    let creates = fx
+        .emulator
+        .state()
+        .operation_count(Dialect::Rest, Operation::Create);
+    assert_eq!(
+        creates, 1,
+        "one create, no list: the first attempt was never sent"
+    );
+}
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses one Secret name in one namespace,
+/// as a forbidden or failing Secret write would.
+struct RefusedSecret {
+    name: String,
+}
+
+impl RefusedSecret {
+    async fn install(namespace: &str, secret: &str) -> Self {
+        let name = format!("refuse-{namespace}");
+        let yaml = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE, UPDATE]
+        resources: [secrets]
+  validations:
+    - expression: "object.metadata.name != '{secret}'"
+      message: refused by the test
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+"#
+        );
+        let (ok, out, err) = support::kubectl_stdin(&["apply", "-f", "-"], Some(&yaml)).await;
+        assert!(ok, "{out}{err}");
+        // Policies take effect asynchronously: wait until a probe Secret is refused.
+        let probe = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: {namespace}}}\n"
+        );
+        for _ in 0..100 {
+            let (created, _, _) =
+                support::kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], Some(&probe))
+                    .await;
+            if !created {
+                return Self { name };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the admission policy never took effect");
+    }
+
+    async fn remove(self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let (ok, out, err) = support::kubectl(&["delete", kind, &self.name]).await;
+            assert!(ok, "{out}{err}");
+        }
+    }
 }
 
 /// Ivy applies the create but the answer never arrives (500 or dropped connection).
@@ -413,6 +520,9 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    crash_after_attempt_record_with_idempotency => crash_during_create("create-after-attempt-record", true);
+    crash_after_attempt_record_without_idempotency => crash_during_create("create-after-attempt-record", false);
+    crash_after_rotation_attempt_record_without_idempotency => crash_during_rotation("create-after-attempt-record", false);
     crash_after_ivy_create_with_idempotency => crash_during_create("create-after-ivy-create", true);
     crash_after_ivy_create_without_idempotency => crash_during_create("create-after-ivy-create", false);
     crash_after_secret_write_with_idempotency => crash_during_create("create-after-secret-write", true);
