@@ -109,7 +109,7 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
         return Err(match interrupt {
             Interrupt::Ivy { action, error } => {
                 let reason = format!(
-                    "cannot finish deleting at Ivy: failed to {action}: {error}; retrying. {ESCAPE_HATCH}"
+                    "cannot finish deleting at Ivy: failed to {action}: {error}; retrying (or {ESCAPE_HATCH})"
                 );
                 // The status says why deletion hangs; the error keeps the finalizer and backs off.
                 report_blocked(&target, &ctx, &reason).await;

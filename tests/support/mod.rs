@@ -402,6 +402,20 @@ impl Emulator {
             .sum()
     }
 
+    /// How many requests of `operation` (create, get, update, delete, list, list-page, trigger)
+    /// the emulator served in any dialect, whatever their status.
+    pub async fn operation_count(&self, operation: &str) -> u64 {
+        self.admin_get("operations")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c["operation"] == operation)
+            .map(|c| c["count"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub async fn set_idempotency(&self, enabled: bool) {
         let response = self
             .http
