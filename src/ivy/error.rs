@@ -121,6 +121,19 @@ impl IvyError {
     }
 }
 
+/// `error: cause: cause` on one line, for logs and error messages: `Display` alone shows only
+/// the outermost error, and the cause (a refused connection, a TLS failure) is what helps.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +183,14 @@ mod tests {
         };
         assert_eq!(five.class(), ErrorClass::Transient);
         assert_eq!(four.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn error_chain_joins_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&err), "outer: inner");
     }
 }

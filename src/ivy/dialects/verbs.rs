@@ -2,9 +2,10 @@
 //! one subscription by scanning the list, and switching off a subscription that a create without
 //! an active flag left on.
 
-use super::follow_up_key;
-use crate::ivy::{
-    IdempotencyKey, IvyApi, IvyError, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
+use crate::ivy::api::IvyApi;
+use crate::ivy::error::IvyError;
+use crate::ivy::types::{
+    IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
 
 /// The page size every list asks for (the largest the dialects serve).
@@ -93,6 +94,21 @@ pub(crate) async fn deactivate_if_asked<A: IvyApi + ?Sized>(
     }
 }
 
+/// An idempotency key for the follow-up call a create needs in dialects that cannot set every
+/// field at creation (e.g. `active: false`): derived from the create's key so a replayed
+/// create replays the follow-up too.
+pub(crate) fn follow_up_key(key: &IdempotencyKey, suffix: &str) -> IdempotencyKey {
+    let mut value = key.as_str().to_owned();
+    let room = IdempotencyKey::MAX_LEN.saturating_sub(suffix.len() + 1);
+    if value.len() > room {
+        // Keys are visible ASCII, so any byte index is a char boundary.
+        value.truncate(room);
+    }
+    value.push(':');
+    value.push_str(suffix);
+    IdempotencyKey::new(value).unwrap_or_else(|_| IdempotencyKey::random())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +159,14 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn follow_up_keys_stay_valid_and_deterministic() {
+        let long = IdempotencyKey::new("k".repeat(255)).unwrap();
+        let a = follow_up_key(&long, "deactivate");
+        assert!(a.as_str().len() <= 255);
+        assert!(a.as_str().ends_with(":deactivate"));
+        assert_eq!(a, follow_up_key(&long, "deactivate"));
     }
 }

@@ -10,13 +10,16 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::verbs::{self, ListPage, PAGE_SIZE};
-use super::client::{
-    Call, Classify, ErrorBody, RawResponse, Transport, decode, json_value, str_field,
-};
-use super::{
-    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
-    RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
+use super::verbs::{self, ListPage, PAGE_SIZE};
+use crate::ivy::api::{Capabilities, IvyApi};
+use crate::ivy::dialect::Dialect;
+use crate::ivy::error::IvyError;
+use crate::ivy::http::Transport;
+use crate::ivy::http::classify::{Classify, ErrorBody};
+use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::transport::{Call, RawResponse};
+use crate::ivy::types::{
+    CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
 
 const PREFIX: [&str; 3] = ["api", "service", "webhook-subscription"];
@@ -242,8 +245,8 @@ impl IvyApi for ServiceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivy::client::test_support::*;
     use crate::ivy::error::ConflictKind;
+    use crate::ivy::http::test_support::*;
 
     fn client(stub: &Stub) -> ServiceClient {
         ServiceClient::new(transport(stub.addr))

@@ -14,11 +14,17 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::verbs::{self, ListPage, PAGE_SIZE};
-use super::client::{Call, Classify, ErrorBody, Transport, decode, json_value, str_field};
-use super::{
-    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
-    RemoteSubscription, SigningSecret, SubscriptionPatch, SubscriptionRequest,
+use super::verbs::{self, ListPage, PAGE_SIZE};
+use crate::ivy::api::{Capabilities, IvyApi};
+use crate::ivy::dialect::Dialect;
+use crate::ivy::error::IvyError;
+use crate::ivy::http::Transport;
+use crate::ivy::http::classify::{Classify, ErrorBody};
+use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::transport::Call;
+use crate::ivy::redacted::SigningSecret;
+use crate::ivy::types::{
+    CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
 
 #[derive(Serialize)]
@@ -268,8 +274,8 @@ impl IvyApi for RestClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivy::client::test_support::*;
     use crate::ivy::error::ConflictKind;
+    use crate::ivy::http::test_support::*;
 
     fn client(stub: &Stub) -> RestClient {
         RestClient::new(transport(stub.addr))
