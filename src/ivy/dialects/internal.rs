@@ -8,8 +8,6 @@
 //! is a missing route, reported as [`IvyError::Unsupported`], and from then on
 //! [`IvyApi::capabilities`] says so (a missing `get` falls back to scanning `list`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -19,8 +17,9 @@ use crate::ivy::api::{Capabilities, IvyApi};
 use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
-use crate::ivy::http::classify::{Classify, ErrorBody};
+use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
 use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::route::RouteState;
 use crate::ivy::http::transport::{Call, RawResponse};
 use crate::ivy::redacted::SigningSecret;
 use crate::ivy::types::{
@@ -135,69 +134,82 @@ fn parse_error(body: &[u8]) -> Option<ErrorBody> {
     })
 }
 
-/// The `internal` dialect client. Verbs the server turns out to lack are remembered.
+/// The `internal` dialect client. What the server shows about the undocumented routes is
+/// remembered (see [`verbs::on_undocumented_route`]).
 pub struct InternalClient {
     transport: Transport,
-    has_get: AtomicBool,
-    has_list: AtomicBool,
-    has_delete: AtomicBool,
-    has_trigger: AtomicBool,
+    get_route: RouteState,
+    list_route: RouteState,
+    delete_route: RouteState,
+    trigger_route: RouteState,
 }
 
 impl InternalClient {
     pub(crate) fn new(transport: Transport) -> Self {
         Self {
             transport,
-            has_get: AtomicBool::new(true),
-            has_list: AtomicBool::new(true),
-            has_delete: AtomicBool::new(true),
-            has_trigger: AtomicBool::new(true),
+            get_route: RouteState::unknown(),
+            list_route: RouteState::unknown(),
+            delete_route: RouteState::unknown(),
+            trigger_route: RouteState::unknown(),
         }
     }
 
-    fn flag(&self, operation: &str) -> Option<&AtomicBool> {
-        match operation {
-            "get" => Some(&self.has_get),
-            "list" => Some(&self.has_list),
-            "delete" => Some(&self.has_delete),
-            "trigger_test" => Some(&self.has_trigger),
-            _ => None,
+    /// The state of `verb`'s route; `None` for the documented create and update.
+    fn route(&self, verb: Verb) -> Option<&RouteState> {
+        match verb {
+            Verb::Create | Verb::Update => None,
+            Verb::Get => Some(&self.get_route),
+            Verb::List => Some(&self.list_route),
+            Verb::Delete => Some(&self.delete_route),
+            Verb::TriggerTest => Some(&self.trigger_route),
         }
     }
 
-    /// Sends `body` to `…/webhook-subscription/{verb}`; non-2xx answers become errors, and a
-    /// missing route is remembered for [`IvyApi::capabilities`].
+    /// Sends `body` to `…/webhook-subscription/{verb}`; non-2xx answers become errors, and what
+    /// an answer shows about an undocumented route is remembered for
+    /// [`IvyApi::capabilities`].
     async fn post(
         &self,
-        verb: &str,
-        operation: &'static str,
+        verb: Verb,
         id: &str,
         body: impl Serialize,
         key: Option<&IdempotencyKey>,
     ) -> Result<RawResponse, IvyError> {
-        if let Some(flag) = self.flag(operation)
-            && !flag.load(Ordering::Relaxed)
-        {
-            return Err(unsupported(operation));
+        let route = self.route(verb);
+        let how = Classify {
+            dialect: Dialect::Internal,
+            verb,
+            id,
+            route: if route.is_some() {
+                Route::Undocumented
+            } else {
+                Route::Documented
+            },
+            parse_error,
+        };
+        if route.is_some_and(RouteState::is_missing) {
+            return Err(how.unsupported());
         }
-        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], verb];
+        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], path(verb)];
         let mut call = Call::new(Method::POST, &segments).json(body)?;
         if let Some(key) = key {
             call = call.idempotency_key(key);
         }
-        let how = Classify {
-            dialect: Dialect::Internal,
-            operation,
-            id,
-            parse_error,
-            // create and update are documented; any other verb may be missing.
-            route_may_be_missing: self.flag(operation).is_some(),
-        };
         let answer = self.transport.exchange(call, &how).await;
-        if let (Err(IvyError::Unsupported { .. }), Some(flag)) = (&answer, self.flag(operation)) {
-            flag.store(false, Ordering::Relaxed);
+        match route {
+            None => answer,
+            // The list's 404 can only mean its route is missing, so it settles the others'.
+            Some(route) => {
+                verbs::on_undocumented_route(route, how.unsupported(), answer, || self.lists(id))
+                    .await
+            }
         }
-        answer
+    }
+
+    /// Whether the list holds `id`.
+    async fn lists(&self, id: &str) -> Result<bool, IvyError> {
+        Ok(self.list().await?.iter().any(|s| s.id == id))
     }
 
     /// One page of `list`; the last has no `next_cursor`, `has_more: false` or no items.
@@ -206,7 +218,7 @@ impl InternalClient {
             limit: PAGE_SIZE,
             cursor: cursor.as_deref(),
         };
-        let response = self.post("list", "list", "", body, None).await?;
+        let response = self.post(Verb::List, "", body, None).await?;
         let page: Page = decode("list", &response)?;
         let more = page.has_more && !page.data.is_empty();
         Ok(ListPage {
@@ -220,10 +232,22 @@ impl InternalClient {
     }
 }
 
-fn unsupported(operation: &'static str) -> IvyError {
+/// The last path segment of `verb`'s route.
+fn path(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Create => "create",
+        Verb::Get => "get",
+        Verb::Update => "update",
+        Verb::Delete => "delete",
+        Verb::List => "list",
+        Verb::TriggerTest => "trigger-test",
+    }
+}
+
+fn unsupported(verb: Verb) -> IvyError {
     IvyError::Unsupported {
         dialect: Dialect::Internal.as_str(),
-        operation,
+        operation: verb.as_str(),
     }
 }
 
@@ -234,15 +258,14 @@ impl IvyApi for InternalClient {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let list = self.has_list.load(Ordering::Relaxed);
         Capabilities {
-            get: self.has_get.load(Ordering::Relaxed),
-            list,
-            delete: self.has_delete.load(Ordering::Relaxed),
+            get: !self.get_route.is_missing(),
+            list: !self.list_route.is_missing(),
+            delete: !self.delete_route.is_missing(),
             description: true,
             active_flag: true,
             per_subscription_secret: true,
-            trigger_test: self.has_trigger.load(Ordering::Relaxed),
+            trigger_test: !self.trigger_route.is_missing(),
         }
     }
 
@@ -256,7 +279,7 @@ impl IvyApi for InternalClient {
             event_types: &request.events,
             description: request.description.as_deref(),
         };
-        let response = self.post("create", "create", "", body, Some(key)).await?;
+        let response = self.post(Verb::Create, "", body, Some(key)).await?;
         let created: Created = decode("create", &response)?;
         let secret = SigningSecret::new(created.webhook_signing_secret);
         // The create body has no status; the documented update switches it off.
@@ -269,18 +292,18 @@ impl IvyApi for InternalClient {
     }
 
     async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
-        if self.has_get.load(Ordering::Relaxed) {
+        if !self.get_route.is_missing() {
             let body = ById {
                 subscription_id: id,
             };
-            match self.post("get", "get", id, body, None).await {
+            match self.post(Verb::Get, id, body, None).await {
                 Ok(response) => return Ok(decode::<Subscription>("get", &response)?.into()),
                 Err(IvyError::Unsupported { .. }) => {}
                 Err(err) => return Err(err),
             }
         }
         verbs::scan_list(self, id).await.map_err(|err| match err {
-            IvyError::Unsupported { .. } => unsupported("get"),
+            IvyError::Unsupported { .. } => unsupported(Verb::Get),
             other => other,
         })
     }
@@ -298,7 +321,7 @@ impl IvyApi for InternalClient {
             description: patch.description.as_deref(),
             status: patch.active.map(Status::from),
         };
-        let response = self.post("update", "update", id, body, Some(key)).await?;
+        let response = self.post(Verb::Update, id, body, Some(key)).await?;
         Ok(decode::<Subscription>("update", &response)?.into())
     }
 
@@ -306,7 +329,7 @@ impl IvyApi for InternalClient {
         let body = ById {
             subscription_id: id,
         };
-        let response = self.post("delete", "delete", id, body, Some(key)).await?;
+        let response = self.post(Verb::Delete, id, body, Some(key)).await?;
         let deleted: Deleted = decode("delete", &response)?;
         if deleted.deleted {
             Ok(())
@@ -325,9 +348,7 @@ impl IvyApi for InternalClient {
         let body = ById {
             subscription_id: id,
         };
-        self.post("trigger-test", "trigger_test", id, body, None)
-            .await
-            .map(drop)
+        self.post(Verb::TriggerTest, id, body, None).await.map(drop)
     }
 }
 
@@ -358,11 +379,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn create_matches_the_seed_example() {
-        // The seed's own example answer.
-        let seed_answer =
-            SUB.replacen('{', r#"{"webhook_signing_secret":"whsec_abc123def456","#, 1);
-        let stub = stub(vec![answer(200, &seed_answer)]).await;
+    async fn create_matches_the_documented_example() {
+        // The example answer in Ivy's document for this route.
+        let documented = SUB.replacen('{', r#"{"webhook_signing_secret":"whsec_abc123def456","#, 1);
+        let stub = stub(vec![answer(200, &documented)]).await;
         let created = client(&stub).create(&request(true), &key()).await.unwrap();
         assert_eq!(created.subscription.id, "wsub_1234567890");
         assert_eq!(created.subscription.active, Some(true));
@@ -399,7 +419,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_seeds_validation_error_keeps_code_and_message() {
+    async fn the_documented_validation_error_keeps_code_and_message() {
         let body = r#"{"error":{"code":"invalid_endpoint_url","message":"The provided endpoint URL is invalid. Must be a valid HTTPS URL.","type":"validation_error"}}"#;
         let stub = stub(vec![answer(400, body)]).await;
         let err = client(&stub)
@@ -434,14 +454,71 @@ mod tests {
         );
     }
 
+    const NOT_FOUND: &str = r#"{"error":{"code":"resource_not_found","message":"no such subscription","type":"not_found_error"}}"#;
+
+    fn page_of(items: &[&str]) -> String {
+        format!(r#"{{"data":[{}],"has_more":false}}"#, items.join(","))
+    }
+
     #[tokio::test]
-    async fn a_404_with_an_error_body_is_not_found() {
-        let body = r#"{"error":{"code":"resource_not_found","message":"no such subscription","type":"not_found_error"}}"#;
-        let stub = stub(vec![answer(404, body)]).await;
+    async fn a_404_to_get_is_not_found_when_the_list_lacks_the_id() {
+        let stub = stub(vec![answer(404, NOT_FOUND), answer(200, &page_of(&[SUB]))]).await;
         let c = client(&stub);
         let err = c.get("wsub_gone").await.unwrap_err();
         assert!(matches!(err, IvyError::NotFound { id } if id == "wsub_gone"));
         assert!(c.capabilities().get);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert!(seen[1].path_and_query.ends_with("/list"));
+    }
+
+    #[tokio::test]
+    async fn a_404_to_get_for_an_id_the_list_holds_means_the_get_route_is_missing() {
+        // A JSON body changes nothing: the list shows the subscription exists.
+        let stub = stub(vec![answer(404, NOT_FOUND), answer(200, &page_of(&[SUB]))]).await;
+        let c = client(&stub);
+        let found = c.get("wsub_1234567890").await.unwrap();
+        assert_eq!(found.id, "wsub_1234567890");
+        assert!(!c.capabilities().get);
+        assert!(c.capabilities().list);
+    }
+
+    #[tokio::test]
+    async fn once_get_has_answered_its_404_is_not_found_without_a_list() {
+        let stub = stub(vec![answer(200, SUB), answer(404, "")]).await;
+        let c = client(&stub);
+        c.get("wsub_1234567890").await.unwrap();
+        let err = c.get("wsub_gone").await.unwrap_err();
+        assert!(matches!(err, IvyError::NotFound { .. }), "{err:?}");
+        assert_eq!(stub.seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_404_to_the_list_means_its_route_is_missing_whatever_the_body() {
+        for body in ["", NOT_FOUND, "<html>Not Found</html>"] {
+            let stub = stub(vec![answer(404, body)]).await;
+            let c = client(&stub);
+            let err = c.list().await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IvyError::Unsupported {
+                        operation: "list",
+                        ..
+                    }
+                ),
+                "{body:?}: {err:?}"
+            );
+            assert!(!c.capabilities().list);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_404_to_delete_while_the_list_fails_is_that_failure_and_decides_nothing() {
+        let stub = stub(vec![answer(404, NOT_FOUND), answer(503, "")]).await;
+        let c = client(&stub);
+        let err = c.delete("wsub_1", &key()).await.unwrap_err();
+        assert!(matches!(err, IvyError::Transient { .. }), "{err:?}");
+        assert!(c.capabilities().delete);
     }
 
     #[tokio::test]

@@ -8,8 +8,6 @@
 //! The seed's create takes no `active` flag, so an inactive subscription is created and then
 //! switched off with a `PUT`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -19,8 +17,9 @@ use crate::ivy::api::{Capabilities, IvyApi};
 use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
-use crate::ivy::http::classify::{Classify, ErrorBody};
+use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
 use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::route::RouteState;
 use crate::ivy::http::transport::Call;
 use crate::ivy::redacted::SigningSecret;
 use crate::ivy::types::{
@@ -113,26 +112,39 @@ fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 /// The `rest` dialect client.
 pub struct RestClient {
     transport: Transport,
-    /// Cleared once the server turns out to lack the (undocumented) test route.
-    has_trigger: AtomicBool,
+    /// What the server has shown about the (undocumented) test route.
+    trigger_route: RouteState,
 }
 
 impl RestClient {
     pub(crate) fn new(transport: Transport) -> Self {
         Self {
             transport,
-            has_trigger: AtomicBool::new(true),
+            trigger_route: RouteState::unknown(),
         }
     }
 
-    /// How a non-2xx answer to `operation` on `id` is read.
-    fn how<'a>(&self, operation: &'static str, id: &'a str) -> Classify<'a> {
+    /// How a non-2xx answer to `verb` on `id` is read. Only the test route is undocumented.
+    fn how<'a>(&self, verb: Verb, id: &'a str) -> Classify<'a> {
         Classify {
             dialect: Dialect::Rest,
-            operation,
+            verb,
             id,
+            route: if verb == Verb::TriggerTest {
+                Route::Undocumented
+            } else {
+                Route::Documented
+            },
             parse_error,
-            route_may_be_missing: operation == "trigger_test",
+        }
+    }
+
+    /// Whether Ivy has `id`, by the documented get (whose 404 is about the id).
+    async fn exists(&self, id: &str) -> Result<bool, IvyError> {
+        match self.get(id).await {
+            Ok(_) => Ok(true),
+            Err(IvyError::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
         }
     }
 
@@ -143,7 +155,10 @@ impl RestClient {
             ("offset", offset.to_string()),
         ];
         let call = Call::new(Method::GET, &["webhook"]).query(&query);
-        let response = self.transport.exchange(call, &self.how("list", "")).await?;
+        let response = self
+            .transport
+            .exchange(call, &self.how(Verb::List, ""))
+            .await?;
         let page: Page = decode("list", &response)?;
         let got = page.items.len();
         let last = got < PAGE_SIZE || page.total.is_some_and(|t| offset + got >= t);
@@ -172,7 +187,7 @@ impl IvyApi for RestClient {
             description: true,
             active_flag: true,
             per_subscription_secret: true,
-            trigger_test: self.has_trigger.load(Ordering::Relaxed),
+            trigger_test: !self.trigger_route.is_missing(),
         }
     }
 
@@ -191,7 +206,7 @@ impl IvyApi for RestClient {
             .idempotency_key(key);
         let response = self
             .transport
-            .exchange(call, &self.how("create", ""))
+            .exchange(call, &self.how(Verb::Create, ""))
             .await?;
         let created: CreatedWebhook = decode("create", &response)?;
         let secret = SigningSecret::new(created.secret);
@@ -207,7 +222,10 @@ impl IvyApi for RestClient {
     async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
         let segments = ["webhook", id];
         let call = Call::new(Method::GET, &segments);
-        let response = self.transport.exchange(call, &self.how("get", id)).await?;
+        let response = self
+            .transport
+            .exchange(call, &self.how(Verb::Get, id))
+            .await?;
         Ok(decode::<Webhook>("get", &response)?.into())
     }
 
@@ -229,7 +247,7 @@ impl IvyApi for RestClient {
             .idempotency_key(key);
         let response = self
             .transport
-            .exchange(call, &self.how("update", id))
+            .exchange(call, &self.how(Verb::Update, id))
             .await?;
         Ok(decode::<Webhook>("update", &response)?.into())
     }
@@ -238,7 +256,7 @@ impl IvyApi for RestClient {
         let segments = ["webhook", id];
         let call = Call::new(Method::DELETE, &segments).idempotency_key(key);
         self.transport
-            .exchange(call, &self.how("delete", id))
+            .exchange(call, &self.how(Verb::Delete, id))
             .await?;
         // The seed documents no body for a delete; the status says it all.
         Ok(())
@@ -249,25 +267,20 @@ impl IvyApi for RestClient {
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
-        if !self.has_trigger.load(Ordering::Relaxed) {
-            return Err(IvyError::Unsupported {
-                dialect: Dialect::Rest.as_str(),
-                operation: "trigger_test",
-            });
+        let how = self.how(Verb::TriggerTest, id);
+        if self.trigger_route.is_missing() {
+            return Err(how.unsupported());
         }
         let segments = ["webhook", id, "test"];
-        let call = Call::new(Method::POST, &segments);
-        match self
+        let answer = self
             .transport
-            .exchange(call, &self.how("trigger_test", id))
-            .await
-        {
-            Err(err @ IvyError::Unsupported { .. }) => {
-                self.has_trigger.store(false, Ordering::Relaxed);
-                Err(err)
-            }
-            answer => answer.map(drop),
-        }
+            .exchange(Call::new(Method::POST, &segments), &how)
+            .await;
+        verbs::on_undocumented_route(&self.trigger_route, how.unsupported(), answer, || {
+            self.exists(id)
+        })
+        .await
+        .map(drop)
     }
 }
 
@@ -456,6 +469,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_409_without_an_idempotency_statement_is_a_duplicate_url_to_create_and_update() {
+        for body in [
+            "",
+            "Conflict",
+            "<html><body>409 Conflict</body></html>",
+            r#"{"statusCode":409,"error":"Conflict","code":"E_CONFLICT"}"#,
+        ] {
+            let stub = stub(vec![answer(409, body)]).await;
+            let c = client(&stub);
+            let created = c.create(&request(true), &key()).await.unwrap_err();
+            let patch = SubscriptionPatch {
+                url: Some("https://other.example/".into()),
+                ..Default::default()
+            };
+            let updated = c.update("x", &patch, &key()).await.unwrap_err();
+            for err in [created, updated] {
+                assert!(
+                    matches!(
+                        err,
+                        IvyError::Conflict {
+                            kind: ConflictKind::DuplicateUrl,
+                            ..
+                        }
+                    ),
+                    "{body:?}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proxys_html_502_is_transient() {
+        let mut page = answer(
+            502,
+            "<html><head><title>502 Bad Gateway</title></head></html>",
+        );
+        page.headers = vec![("content-type", "text/html".into())];
+        let stub = stub(vec![page]).await;
+        let err = client(&stub).get("x").await.unwrap_err();
+        assert!(matches!(err, IvyError::Transient { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn get_of_an_unknown_id_is_not_found_even_without_a_body() {
         let stub = stub(vec![answer(404, "")]).await;
         let err = client(&stub).get("nope").await.unwrap_err();
@@ -463,9 +519,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_test_route_is_unsupported() {
-        let stub = stub(vec![answer(404, "")]).await;
-        let err = client(&stub).trigger_test("x").await.unwrap_err();
+    async fn a_404_from_the_test_route_for_a_subscription_ivy_has_means_the_route_is_missing() {
+        let stub = stub(vec![answer(404, ""), answer(200, WEBHOOK)]).await;
+        let c = client(&stub);
+        let err = c.trigger_test("x").await.unwrap_err();
         assert!(matches!(
             err,
             IvyError::Unsupported {
@@ -473,6 +530,38 @@ mod tests {
                 operation: "trigger_test"
             }
         ));
+        assert!(!c.capabilities().trigger_test);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert_eq!(
+            (seen[1].method.as_str(), seen[1].path_and_query.as_str()),
+            ("GET", "/webhook/x")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_from_the_test_route_for_an_unknown_id_is_not_found() {
+        let body =
+            r#"{"statusCode":404,"error":"Not Found","message":"Cannot POST /webhook/x/test"}"#;
+        let stub = stub(vec![answer(404, body), answer(404, "")]).await;
+        let c = client(&stub);
+        let err = c.trigger_test("x").await.unwrap_err();
+        assert!(
+            matches!(&err, IvyError::NotFound { id } if id == "x"),
+            "{err:?}"
+        );
+        assert!(c.capabilities().trigger_test);
+    }
+
+    #[tokio::test]
+    async fn a_405_from_the_test_route_means_it_is_missing_without_asking_more() {
+        let stub = stub(vec![answer(405, "")]).await;
+        let c = client(&stub);
+        assert!(matches!(
+            c.trigger_test("x").await,
+            Err(IvyError::Unsupported { .. })
+        ));
+        assert!(!c.capabilities().trigger_test);
+        assert_eq!(stub.seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

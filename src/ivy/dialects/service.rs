@@ -15,7 +15,7 @@ use crate::ivy::api::{Capabilities, IvyApi};
 use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
-use crate::ivy::http::classify::{Classify, ErrorBody};
+use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
 use crate::ivy::http::decode::{decode, json_value, str_field};
 use crate::ivy::http::transport::{Call, RawResponse};
 use crate::ivy::types::{
@@ -109,23 +109,23 @@ impl ServiceClient {
 
     async fn post(
         &self,
-        verb: &str,
-        operation: &'static str,
+        verb: Verb,
         id: &str,
         body: impl Serialize,
         key: Option<&IdempotencyKey>,
     ) -> Result<RawResponse, IvyError> {
-        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], verb];
+        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], path(verb)];
         let mut call = Call::new(Method::POST, &segments).json(body)?;
         if let Some(key) = key {
             call = call.idempotency_key(key);
         }
         let how = Classify {
             dialect: Dialect::Service,
-            operation,
+            verb,
             id,
+            // Every route is the one Ivy's SDKs call.
+            route: Route::Documented,
             parse_error,
-            route_may_be_missing: false,
         };
         self.transport.exchange(call, &how).await
     }
@@ -136,7 +136,7 @@ impl ServiceClient {
             limit: PAGE_SIZE,
             skip,
         };
-        let response = self.post("list", "list", "", body, None).await?;
+        let response = self.post(Verb::List, "", body, None).await?;
         let page: Page = decode("list", &response)?;
         let more = page.has_next && !page.items.is_empty();
         Ok(ListPage {
@@ -162,6 +162,19 @@ impl ServiceClient {
                 message: format!("Ivy answered success=false to {operation} {id}"),
             })
         }
+    }
+}
+
+/// The last path segment of `verb`'s route.
+fn path(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Create => "create",
+        // No get route: `get` scans the list and never sends this.
+        Verb::Get => "get",
+        Verb::Update => "update",
+        Verb::Delete => "delete",
+        Verb::List => "list",
+        Verb::TriggerTest => "ping",
     }
 }
 
@@ -193,7 +206,7 @@ impl IvyApi for ServiceClient {
             url: &request.url,
             events: &request.events,
         };
-        let response = self.post("create", "create", "", body, Some(key)).await?;
+        let response = self.post(Verb::Create, "", body, Some(key)).await?;
         let created: Subscription = decode("create", &response)?;
         Ok(CreatedSubscription {
             subscription: created.into(),
@@ -220,14 +233,12 @@ impl IvyApi for ServiceClient {
             url: patch.url.as_deref(),
             events: patch.events.as_deref(),
         };
-        let response = self.post("update", "update", id, body, Some(key)).await?;
+        let response = self.post(Verb::Update, id, body, Some(key)).await?;
         Ok(decode::<Subscription>("update", &response)?.into())
     }
 
     async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
-        let response = self
-            .post("delete", "delete", id, ById { id }, Some(key))
-            .await?;
+        let response = self.post(Verb::Delete, id, ById { id }, Some(key)).await?;
         Self::expect_success("delete", id, &response)
     }
 
@@ -236,7 +247,7 @@ impl IvyApi for ServiceClient {
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
-        self.post("ping", "trigger_test", id, ById { id }, None)
+        self.post(Verb::TriggerTest, id, ById { id }, None)
             .await
             .map(drop)
     }
@@ -373,6 +384,23 @@ mod tests {
             "{b:?}"
         );
         assert!(matches!(v, IvyError::Validation { code: Some(c), .. } if c == "invalid_events"));
+    }
+
+    #[tokio::test]
+    async fn a_409_with_another_servers_wording_is_a_duplicate_url() {
+        let body = r#"{"message":"Webhook subscription with this url already exists","category":"invalid_request_error","code":"E11000"}"#;
+        let stub = stub(vec![answer(409, body)]).await;
+        let err = client(&stub).create(&request(), &key()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IvyError::Conflict {
+                    kind: ConflictKind::DuplicateUrl,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,9 +1,11 @@
 //! Verb logic more than one dialect shares, above the transport: walking a paged list, finding
-//! one subscription by scanning the list, and switching off a subscription that a create without
-//! an active flag left on.
+//! one subscription by scanning the list, switching off a subscription that a create without
+//! an active flag left on, and reading answers from routes no Ivy document defines.
 
 use crate::ivy::api::IvyApi;
 use crate::ivy::error::IvyError;
+use crate::ivy::http::route::RouteState;
+use crate::ivy::http::transport::RawResponse;
 use crate::ivy::types::{
     IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
@@ -91,6 +93,45 @@ pub(crate) async fn deactivate_if_asked<A: IvyApi + ?Sized>(
             );
             subscription
         }
+    }
+}
+
+/// An answer from a route no Ivy document defines, read for what it shows about the route.
+///
+/// A 2xx shows the route exists; [`IvyError::Unsupported`] (a 405, or a 404 to a call about no
+/// particular subscription) that it does not. A 404 about an id is ambiguous: no such
+/// subscription, or no such route. Once the route has answered 2xx it is the former; before
+/// that, `exists` asks a route whose answer is not ambiguous whether the id exists:
+/// it does, so the route is missing (`unsupported`); it does not, so [`IvyError::NotFound`];
+/// `exists` is itself unsupported, so the whole family of guessed routes is taken as missing.
+pub(crate) async fn on_undocumented_route<F, Fut>(
+    route: &RouteState,
+    unsupported: IvyError,
+    answer: Result<RawResponse, IvyError>,
+    exists: F,
+) -> Result<RawResponse, IvyError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<bool, IvyError>>,
+{
+    match answer {
+        Ok(response) => {
+            route.mark_present();
+            Ok(response)
+        }
+        Err(IvyError::Unsupported { .. }) => {
+            route.mark_missing();
+            Err(unsupported)
+        }
+        Err(not_found @ IvyError::NotFound { .. }) if !route.is_present() => match exists().await {
+            Ok(false) => Err(not_found),
+            Ok(true) | Err(IvyError::Unsupported { .. }) => {
+                route.mark_missing();
+                Err(unsupported)
+            }
+            Err(other) => Err(other),
+        },
+        Err(other) => Err(other),
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod classify;
 pub(crate) mod config;
 pub(crate) mod decode;
 pub(crate) mod key_file;
+pub(crate) mod route;
 pub(crate) mod transport;
 
 #[cfg(test)]
