@@ -1,12 +1,15 @@
-//! The `internal` dialect (seed 000): `POST /api/service/internal/webhook-subscription/{verb}`,
+//! The `internal` dialect: `POST /api/service/internal/webhook-subscription/{verb}`,
 //! snake_case fields, `wsub_…` ids, `status: active|inactive`, the secret in the create answer as
-//! `webhook_signing_secret`, errors as `{"error": {code, message, type}}`.
+//! `webhook_signing_secret`, errors as `{"error": {code, message, type}}` (read for people only).
 //!
-//! The seed documents only `create` (and Ivy's pages `update`). `get`, `list`, `delete` and
-//! `trigger-test` are this project's guesses in the same style (the emulator serves them, see
-//! `docs/ivy-emulator.md`). A real Ivy may lack them: a 404/405 without the dialect's error body
-//! is a missing route, reported as [`IvyError::Unsupported`], and from then on
-//! [`IvyApi::capabilities`] says so (a missing `get` falls back to scanning `list`).
+//! Ivy documents only `create` (with an example answer) and, on the same family of pages,
+//! `update`. `get`, `list`, `delete` and `trigger-test` are this project's guesses in the same
+//! style (the emulator serves them, see `docs/ivy-emulator.md`), and a real Ivy may lack them.
+//! What an answer shows about such a route is remembered and reported by
+//! [`IvyApi::capabilities`] (see [`verbs::on_undocumented_route`]; a missing `get` falls back
+//! to scanning `list`). The list envelope is ours too: items under `data` (or `items`, or a
+//! bare array); `has_more` / `next_cursor` when there is more, and without either it is one
+//! page. A missing `status` is reported as unknown (`active: None`).
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -18,10 +21,9 @@ use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
 use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
-use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::decode::{self, decode, decode_list, json_value, says_false, str_field};
 use crate::ivy::http::route::RouteState;
 use crate::ivy::http::transport::{Call, RawResponse};
-use crate::ivy::redacted::SigningSecret;
 use crate::ivy::types::{
     CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
@@ -80,10 +82,12 @@ struct ListBody<'a> {
 
 #[derive(Deserialize)]
 struct Subscription {
+    #[serde(deserialize_with = "decode::id")]
     id: String,
     endpoint_url: String,
     event_types: Vec<String>,
-    status: Status,
+    #[serde(default)]
+    status: Option<Status>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -95,7 +99,7 @@ impl From<Subscription> for RemoteSubscription {
             url: s.endpoint_url,
             events: s.event_types,
             description: s.description,
-            active: Some(s.status == Status::Active),
+            active: s.status.map(|status| status == Status::Active),
         }
     }
 }
@@ -105,19 +109,6 @@ struct Created {
     #[serde(flatten)]
     subscription: Subscription,
     webhook_signing_secret: String,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    data: Vec<Subscription>,
-    has_more: bool,
-    #[serde(default)]
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Deleted {
-    deleted: bool,
 }
 
 /// `{"error": {"code", "message", "type"}}`.
@@ -212,22 +203,36 @@ impl InternalClient {
         Ok(self.list().await?.iter().any(|s| s.id == id))
     }
 
-    /// One page of `list`; the last has no `next_cursor`, `has_more: false` or no items.
+    /// One page of `list`. `has_more: false` ends the list; a `next_cursor` continues it;
+    /// `has_more: true` without a cursor cannot be followed, and an envelope with neither field
+    /// is the whole list.
     async fn page(&self, cursor: Option<String>) -> Result<ListPage<String>, IvyError> {
         let body = ListBody {
             limit: PAGE_SIZE,
             cursor: cursor.as_deref(),
         };
         let response = self.post(Verb::List, "", body, None).await?;
-        let page: Page = decode("list", &response)?;
-        let more = page.has_more && !page.data.is_empty();
+        let page = decode_list::<Subscription>("list", &response, &["data", "items"])?;
+        let next = match (
+            page.flag(&["has_more", "hasMore"]),
+            page.token(&["next_cursor", "nextCursor"]),
+        ) {
+            (Some(false), _) | (None, None) => None,
+            (_, Some(cursor)) => Some(cursor),
+            (Some(true), None) => {
+                return Err(IvyError::MalformedResponse {
+                    operation: "list",
+                    message: "`has_more` is true but there is no `next_cursor` to follow".into(),
+                });
+            }
+        };
         Ok(ListPage {
             items: page
-                .data
+                .items
                 .into_iter()
                 .map(RemoteSubscription::from)
                 .collect(),
-            next: page.next_cursor.filter(|_| more),
+            next,
         })
     }
 }
@@ -281,7 +286,7 @@ impl IvyApi for InternalClient {
         };
         let response = self.post(Verb::Create, "", body, Some(key)).await?;
         let created: Created = decode("create", &response)?;
-        let secret = SigningSecret::new(created.webhook_signing_secret);
+        let secret = decode::signing_secret("create", created.webhook_signing_secret)?;
         // The create body has no status; the documented update switches it off.
         let subscription =
             verbs::deactivate_if_asked(self, request, key, created.subscription.into()).await;
@@ -330,13 +335,13 @@ impl IvyApi for InternalClient {
             subscription_id: id,
         };
         let response = self.post(Verb::Delete, id, body, Some(key)).await?;
-        let deleted: Deleted = decode("delete", &response)?;
-        if deleted.deleted {
-            Ok(())
-        } else {
+        // The answer's shape is our guess: the status decides, unless it says `deleted: false`.
+        if says_false(&response, "deleted") {
             Err(IvyError::Transient {
                 message: format!("Ivy answered deleted=false for {id}"),
             })
+        } else {
+            Ok(())
         }
     }
 
@@ -563,12 +568,139 @@ mod tests {
     #[tokio::test]
     async fn list_follows_the_cursor() {
         let first = format!(r#"{{"data":[{SUB}],"has_more":true,"next_cursor":"c1"}}"#);
-        let second = format!(r#"{{"data":[{SUB}],"has_more":false}}"#);
+        let other = SUB.replace("wsub_1234567890", "wsub_2");
+        let second = format!(r#"{{"data":[{other}],"has_more":false}}"#);
         let stub = stub(vec![answer(200, &first), answer(200, &second)]).await;
         assert_eq!(client(&stub).list().await.unwrap().len(), 2);
         let seen = stub.seen.lock().unwrap().clone();
         assert_eq!(seen[0].body, br#"{"limit":100}"#);
         assert_eq!(seen[1].body, br#"{"limit":100,"cursor":"c1"}"#);
+    }
+
+    /// `SUB` with another id.
+    fn sub(id: &str) -> String {
+        SUB.replace(r#""wsub_1234567890""#, &format!(r#""{id}""#))
+    }
+
+    #[tokio::test]
+    async fn list_envelopes_are_read_whatever_the_paging_fields() {
+        let (a, b) = (sub("wsub_a"), sub("wsub_b"));
+        let cases: Vec<(&str, Vec<String>, usize, Vec<&str>)> = vec![
+            (
+                "items only",
+                vec![format!(r#"{{"data":[{a},{b}]}}"#)],
+                2,
+                vec![r#"{"limit":100}"#],
+            ),
+            (
+                "a bare array",
+                vec![format!("[{a}]")],
+                1,
+                vec![r#"{"limit":100}"#],
+            ),
+            (
+                "a cursor without has_more, then none",
+                vec![
+                    format!(r#"{{"data":[{a}],"next_cursor":"c1"}}"#),
+                    format!(r#"{{"data":[{b}],"next_cursor":null}}"#),
+                ],
+                2,
+                vec![r#"{"limit":100}"#, r#"{"limit":100,"cursor":"c1"}"#],
+            ),
+            (
+                "a numeric cursor, unknown fields, a short page",
+                vec![
+                    format!(
+                        r#"{{"object":"list","data":[{a}],"has_more":true,"next_cursor":7,"x":{{}}}}"#
+                    ),
+                    format!(r#"{{"items":[{b}],"has_more":false,"next_cursor":"ignored"}}"#),
+                ],
+                2,
+                vec![r#"{"limit":100}"#, r#"{"limit":100,"cursor":"7"}"#],
+            ),
+        ];
+        for (name, pages, count, bodies) in cases {
+            let stub = stub(pages.iter().map(|p| answer(200, p)).collect()).await;
+            let all = client(&stub).list().await.unwrap();
+            assert_eq!(all.len(), count, "{name}");
+            let seen: Vec<String> = stub
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| String::from_utf8(s.body.clone()).unwrap())
+                .collect();
+            assert_eq!(seen, bodies, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn has_more_without_a_cursor_is_malformed() {
+        let page = format!(r#"{{"data":[{SUB}],"has_more":true}}"#);
+        let stub = stub(vec![answer(200, &page)]).await;
+        let err = client(&stub).list().await.unwrap_err();
+        assert!(matches!(err, IvyError::MalformedResponse { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn numeric_ids_are_read_as_strings_and_a_missing_status_is_unknown() {
+        let body = r#"{"id":12345,"endpoint_url":"https://a.example/","event_types":["test"]}"#;
+        let stub = stub(vec![answer(200, body)]).await;
+        let got = client(&stub).get("12345").await.unwrap();
+        assert_eq!(got.id, "12345");
+        assert_eq!(got.active, None);
+        assert_eq!(got.description, None);
+    }
+
+    #[tokio::test]
+    async fn a_create_answer_without_an_id_or_a_secret_is_malformed() {
+        let without_secret = SUB.to_owned();
+        let empty_secret = SUB.replacen('{', r#"{"webhook_signing_secret":"","#, 1);
+        let null_secret = SUB.replacen('{', r#"{"webhook_signing_secret":null,"#, 1);
+        let without_id = SUB.replace(r#""id":"wsub_1234567890","#, "").replacen(
+            '{',
+            r#"{"webhook_signing_secret":"whsec_x","#,
+            1,
+        );
+        let empty_id = sub("").replacen('{', r#"{"webhook_signing_secret":"whsec_x","#, 1);
+        for body in [
+            without_secret,
+            empty_secret,
+            null_secret,
+            without_id,
+            empty_id,
+        ] {
+            let stub = stub(vec![answer(200, &body)]).await;
+            let err = client(&stub)
+                .create(&request(true), &key())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IvyError::MalformedResponse {
+                        operation: "create",
+                        ..
+                    }
+                ),
+                "{body}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_2xx_to_delete_is_done_unless_it_says_deleted_false() {
+        for (body, done) in [
+            ("", true),
+            ("<html>ok</html>", true),
+            (r#"{"id":"wsub_1"}"#, true),
+            (r#"{"id":"wsub_1","deleted":true}"#, true),
+            (r#"{"id":"wsub_1","deleted":false}"#, false),
+        ] {
+            let stub = stub(vec![answer(200, body)]).await;
+            let answer = client(&stub).delete("wsub_1", &key()).await;
+            assert_eq!(answer.is_ok(), done, "{body:?}: {answer:?}");
+        }
     }
 
     #[tokio::test]

@@ -1,12 +1,16 @@
-//! The `rest` dialect (seed 003): resources under `/webhook`, UUID ids, the signing secret in
-//! the create answer as `secret`. Owns its wire types and its error-body parser.
+//! The `rest` dialect: resources under `/webhook` (`POST`, `GET`, `GET /{id}`, `PUT /{id}`,
+//! `DELETE /{id}`), UUID ids, `?limit=&offset=` paging, the signing secret only in the create
+//! answer. Owns its wire types and its error-body parser.
 //!
-//! Choices where the seed is silent (the emulator serves the same, see `docs/ivy-emulator.md`):
-//! list answers `{items, total, limit, offset}`; errors are
-//! `{statusCode, error, code, message}`; the test event is `POST /webhook/{id}/test`, and a
-//! 404/405 there without an error body means the route does not exist (`Unsupported`).
-//! The seed's create takes no `active` flag, so an inactive subscription is created and then
-//! switched off with a `PUT`.
+//! Ivy's document for this dialect names the routes, the request fields and the status codes,
+//! but no answer field for the secret, no list envelope and no error body. Our choices (the
+//! emulator serves the same, see `docs/ivy-emulator.md`): the secret is `secret` (a few other
+//! spellings are read too); lists are `{items, total, limit, offset}`, but any envelope holding
+//! `items` (or `data`), or a bare array, is read, and without `total` the walk goes on until a
+//! page brings nothing new; errors are `{statusCode, error, code, message}`, read for people only.
+//! The test event is `POST /webhook/{id}/test`, a guess: the documented get tells a missing
+//! route from an unknown id. The documented create takes no `active` flag, so an inactive
+//! subscription is created and then switched off with a `PUT`.
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -18,10 +22,9 @@ use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
 use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
-use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::decode::{self, decode, decode_list, json_value, str_field};
 use crate::ivy::http::route::RouteState;
 use crate::ivy::http::transport::Call;
-use crate::ivy::redacted::SigningSecret;
 use crate::ivy::types::{
     CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
@@ -48,6 +51,7 @@ struct UpdateBody<'a> {
 
 #[derive(Deserialize)]
 struct Webhook {
+    #[serde(deserialize_with = "decode::id")]
     id: String,
     url: String,
     events: Vec<String>,
@@ -73,14 +77,13 @@ impl From<Webhook> for RemoteSubscription {
 struct CreatedWebhook {
     #[serde(flatten)]
     webhook: Webhook,
+    #[serde(
+        alias = "signing_secret",
+        alias = "signingSecret",
+        alias = "webhook_secret",
+        alias = "webhookSecret"
+    )]
     secret: String,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    items: Vec<Webhook>,
-    #[serde(default)]
-    total: Option<usize>,
 }
 
 /// `{statusCode, error, code?, message}`; `message` may be a list of strings (NestJS-style
@@ -148,7 +151,9 @@ impl RestClient {
         }
     }
 
-    /// One page of `GET /webhook`; the last is short or reaches `total`.
+    /// One page of `GET /webhook`. Paging by offset is documented, the envelope is not: `total`,
+    /// when given, says where the list ends; without it the walk ends at a page that brings
+    /// nothing new (see [`verbs::collect_pages`]).
     async fn page(&self, offset: usize) -> Result<ListPage<()>, IvyError> {
         let query = [
             ("limit", PAGE_SIZE.to_string()),
@@ -159,16 +164,17 @@ impl RestClient {
             .transport
             .exchange(call, &self.how(Verb::List, ""))
             .await?;
-        let page: Page = decode("list", &response)?;
+        let page = decode_list::<Webhook>("list", &response, &["items", "data"])?;
         let got = page.items.len();
-        let last = got < PAGE_SIZE || page.total.is_some_and(|t| offset + got >= t);
+        let total = page.count(&["total", "count", "total_count", "totalCount"]);
+        let more = got > 0 && total.is_none_or(|total| offset + got < total);
         Ok(ListPage {
             items: page
                 .items
                 .into_iter()
                 .map(RemoteSubscription::from)
                 .collect(),
-            next: (!last).then_some(()),
+            next: more.then_some(()),
         })
     }
 }
@@ -209,8 +215,8 @@ impl IvyApi for RestClient {
             .exchange(call, &self.how(Verb::Create, ""))
             .await?;
         let created: CreatedWebhook = decode("create", &response)?;
-        let secret = SigningSecret::new(created.secret);
-        // The seed's create takes no active flag.
+        let secret = decode::signing_secret("create", created.secret)?;
+        // The documented create takes no active flag.
         let subscription =
             verbs::deactivate_if_asked(self, request, key, created.webhook.into()).await;
         Ok(CreatedSubscription {
@@ -258,7 +264,7 @@ impl IvyApi for RestClient {
         self.transport
             .exchange(call, &self.how(Verb::Delete, id))
             .await?;
-        // The seed documents no body for a delete; the status says it all.
+        // No body is documented for a delete; the status says it all.
         Ok(())
     }
 
@@ -416,6 +422,103 @@ mod tests {
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].path_and_query, "/webhook?limit=100&offset=0");
         assert_eq!(seen[1].path_and_query, "/webhook?limit=100&offset=100");
+    }
+
+    fn webhook(i: usize) -> String {
+        WEBHOOK.replace("000000000001", &format!("{i:012}"))
+    }
+
+    fn items(range: std::ops::Range<usize>) -> String {
+        range.map(webhook).collect::<Vec<_>>().join(",")
+    }
+
+    #[tokio::test]
+    async fn list_pages_are_followed_by_total_or_until_nothing_new_whatever_their_size() {
+        let cases: Vec<(&str, Vec<String>, usize, Vec<&str>)> = vec![
+            (
+                "pages smaller than asked, with total",
+                vec![
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(0..30)),
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(30..60)),
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(60..70)),
+                ],
+                70,
+                vec!["offset=0", "offset=30", "offset=60"],
+            ),
+            (
+                "a bare array, then an empty one",
+                vec![format!("[{}]", items(0..2)), "[]".to_owned()],
+                2,
+                vec!["offset=0", "offset=2"],
+            ),
+            (
+                "items without paging fields, then none",
+                vec![
+                    format!(r#"{{"items":[{}]}}"#, items(0..3)),
+                    r#"{"items":[]}"#.to_owned(),
+                ],
+                3,
+                vec!["offset=0", "offset=3"],
+            ),
+            (
+                "a server that ignores the offset",
+                vec![format!(r#"{{"data":[{}]}}"#, items(0..3))],
+                3,
+                vec!["offset=0", "offset=3"],
+            ),
+        ];
+        for (name, pages, count, offsets) in cases {
+            let stub = stub(pages.iter().map(|p| answer(200, p)).collect()).await;
+            let all = client(&stub).list().await.unwrap();
+            assert_eq!(all.len(), count, "{name}");
+            let seen = stub.seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), offsets.len(), "{name}");
+            for (seen, offset) in seen.iter().zip(offsets) {
+                assert!(seen.path_and_query.ends_with(offset), "{name}: {seen:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_may_be_numbers_and_unknown_fields_are_ignored() {
+        let body = r#"{"id":42,"url":"https://a.example/","events":["test"],"metadata":{"x":1}}"#;
+        let stub = stub(vec![answer(200, body)]).await;
+        let got = client(&stub).get("42").await.unwrap();
+        assert_eq!(got.id, "42");
+        assert_eq!((got.description, got.active), (None, None));
+    }
+
+    #[tokio::test]
+    async fn the_secret_is_read_under_other_common_names() {
+        let body = WEBHOOK.replacen('{', r#"{"signing_secret":"whsec_other_name","#, 1);
+        let stub = stub(vec![answer(201, &body)]).await;
+        let created = client(&stub).create(&request(true), &key()).await.unwrap();
+        assert_eq!(created.signing_secret.unwrap().expose(), "whsec_other_name");
+    }
+
+    #[tokio::test]
+    async fn a_create_answer_with_an_empty_secret_or_no_id_is_malformed() {
+        let empty_secret = WEBHOOK.replacen('{', r#"{"secret":"  ","#, 1);
+        let without_id =
+            created_body().replace(r#""id":"3f1c0000-0000-4000-8000-000000000001","#, "");
+        for body in [empty_secret, without_id] {
+            let stub = stub(vec![answer(201, &body)]).await;
+            let err = client(&stub)
+                .create(&request(true), &key())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IvyError::MalformedResponse {
+                        operation: "create",
+                        ..
+                    }
+                ),
+                "{body}: {err:?}"
+            );
+            assert!(!err.to_string().contains("whsec_"), "{err}");
+        }
     }
 
     #[tokio::test]

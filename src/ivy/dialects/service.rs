@@ -1,6 +1,10 @@
-//! The `service` dialect (seed 001, the API Ivy's current SDKs call):
+//! The `service` dialect (the API Ivy's current SDKs call):
 //! `POST /api/service/webhook-subscription/{create,update,list,delete,ping}`, camelCase fields,
-//! errors as `{message, category, code, param?, docUrl?}`.
+//! errors as `{message, category, code, param?, docUrl?}` (read for people only).
+//!
+//! Lists are `{items, count, hasNext, skip}` (also read: `data`, a bare array); `hasNext` says
+//! whether there is more, else `count` does, and an envelope with neither is the whole list.
+//! Ids may come as strings or numbers.
 //!
 //! It has no `get` (a get scans `list`), no description, no active flag and no
 //! per-subscription secret: the signing secret belongs to the merchant app, so a create returns
@@ -16,7 +20,7 @@ use crate::ivy::dialect::Dialect;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::Transport;
 use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
-use crate::ivy::http::decode::{decode, json_value, str_field};
+use crate::ivy::http::decode::{self, decode, decode_list, json_value, says_false, str_field};
 use crate::ivy::http::transport::{Call, RawResponse};
 use crate::ivy::types::{
     CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
@@ -52,6 +56,7 @@ struct ListBody {
 
 #[derive(Deserialize)]
 struct Subscription {
+    #[serde(deserialize_with = "decode::id")]
     id: String,
     url: String,
     events: Vec<String>,
@@ -67,18 +72,6 @@ impl From<Subscription> for RemoteSubscription {
             active: None,
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Subscription>,
-    has_next: bool,
-}
-
-#[derive(Deserialize)]
-struct Success {
-    success: bool,
 }
 
 /// `{message, category, code, param?, docUrl?}`.
@@ -130,15 +123,25 @@ impl ServiceClient {
         self.transport.exchange(call, &how).await
     }
 
-    /// One page of `list`; the last has `hasNext: false` or no items.
+    /// One page of `list`: `hasNext` says whether more follow, else `count` (the total) does,
+    /// else this is the whole list.
     async fn page(&self, skip: usize) -> Result<ListPage<()>, IvyError> {
         let body = ListBody {
             limit: PAGE_SIZE,
             skip,
         };
         let response = self.post(Verb::List, "", body, None).await?;
-        let page: Page = decode("list", &response)?;
-        let more = page.has_next && !page.items.is_empty();
+        let page = decode_list::<Subscription>("list", &response, &["items", "data"])?;
+        let got = page.items.len();
+        let more = got > 0
+            && match (
+                page.flag(&["hasNext", "has_next"]),
+                page.count(&["count", "total"]),
+            ) {
+                (Some(has_next), _) => has_next,
+                (None, Some(count)) => skip + got < count,
+                (None, None) => false,
+            };
         Ok(ListPage {
             items: page
                 .items
@@ -154,13 +157,13 @@ impl ServiceClient {
         id: &str,
         response: &RawResponse,
     ) -> Result<(), IvyError> {
-        let answer: Success = decode(operation, response)?;
-        if answer.success {
-            Ok(())
-        } else {
+        // The status decides, unless the body says `success: false`.
+        if says_false(response, "success") {
             Err(IvyError::Transient {
                 message: format!("Ivy answered success=false to {operation} {id}"),
             })
+        } else {
+            Ok(())
         }
     }
 }
@@ -351,6 +354,39 @@ mod tests {
             Err(IvyError::Transient { .. })
         ));
         assert_eq!(stub.seen.lock().unwrap()[0].body, br#"{"id":"a"}"#);
+    }
+
+    #[tokio::test]
+    async fn without_has_next_the_count_decides_and_without_either_it_is_one_page() {
+        let other = SUB.replace("65a4c0ffee", "other");
+        let counted = vec![
+            answer(200, &format!(r#"{{"items":[{other}],"count":2}}"#)),
+            answer(200, &format!(r#"{{"items":[{SUB}],"count":2}}"#)),
+        ];
+        let stub_counted = stub(counted).await;
+        assert_eq!(client(&stub_counted).list().await.unwrap().len(), 2);
+        let seen = stub_counted.seen.lock().unwrap().clone();
+        assert_eq!(seen[1].body, br#"{"limit":100,"skip":1}"#);
+
+        let stub_bare = stub(vec![answer(200, &format!(r#"{{"items":[{SUB}]}}"#))]).await;
+        assert_eq!(client(&stub_bare).list().await.unwrap().len(), 1);
+        assert_eq!(stub_bare.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_numeric_id_in_a_create_answer_is_read_as_a_string() {
+        let body = SUB.replace(r#""65a4c0ffee""#, "42");
+        let stub = stub(vec![answer(200, &body)]).await;
+        let created = client(&stub).create(&request(), &key()).await.unwrap();
+        assert_eq!(created.subscription.id, "42");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_to_delete_without_the_success_field_is_done() {
+        let stub = stub(vec![answer(200, ""), answer(200, "{}")]).await;
+        let c = client(&stub);
+        c.delete("a", &key()).await.unwrap();
+        c.delete("a", &key()).await.unwrap();
     }
 
     #[tokio::test]

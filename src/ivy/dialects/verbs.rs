@@ -2,6 +2,8 @@
 //! one subscription by scanning the list, switching off a subscription that a create without
 //! an active flag left on, and reading answers from routes no Ivy document defines.
 
+use std::collections::HashSet;
+
 use crate::ivy::api::IvyApi;
 use crate::ivy::error::IvyError;
 use crate::ivy::http::route::RouteState;
@@ -22,9 +24,14 @@ pub(crate) struct ListPage<C> {
     pub next: Option<C>,
 }
 
-/// Every subscription of a paged list. `fetch(offset, cursor)` reads the page after the
-/// `offset` subscriptions collected so far; `cursor` is `None` for the first page and then the
-/// previous page's `next` (offset-paged dialects use `()`).
+/// Every subscription of a paged list, each once, in the order first seen.
+///
+/// `fetch(offset, cursor)` reads the page after the `offset` items received so far; `cursor`
+/// is `None` for the first page and then the previous page's `next` (offset-paged dialects use
+/// `()`). The walk ends when a page has no `next`, or when a page brings no subscription not
+/// seen before: the list is over (an empty page), or the server ignores the offset or cursor and
+/// would answer the same page for ever. A page's size says nothing: servers may send fewer
+/// items than asked on any page.
 pub(crate) async fn collect_pages<C, F, Fut>(
     mut fetch: F,
 ) -> Result<Vec<RemoteSubscription>, IvyError>
@@ -33,13 +40,22 @@ where
     Fut: Future<Output = Result<ListPage<C>, IvyError>>,
 {
     let mut all = Vec::new();
+    let mut ids = HashSet::new();
+    let mut received = 0;
     let mut cursor = None;
     for _ in 0..MAX_PAGES {
-        let page = fetch(all.len(), cursor).await?;
-        all.extend(page.items);
+        let page = fetch(received, cursor).await?;
+        received += page.items.len();
+        let before = all.len();
+        // Offsets shift when subscriptions come and go during the walk: keep the first copy.
+        for item in page.items {
+            if ids.insert(item.id.clone()) {
+                all.push(item);
+            }
+        }
         match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
+            Some(next) if all.len() > before => cursor = Some(next),
+            _ => return Ok(all),
         }
     }
     Err(IvyError::MalformedResponse {
@@ -185,9 +201,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_list_that_never_ends_is_malformed() {
-        let err = collect_pages(|_, _| async {
+        let err = collect_pages(|offset, _| async move {
             Ok(ListPage {
-                items: vec![],
+                items: vec![sub(offset)],
                 next: Some(()),
             })
         })
@@ -200,6 +216,48 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn short_pages_are_followed_by_the_next_field_and_duplicates_dropped() {
+        // Pages of 1, 3 and 2 items; the second repeats one of the first (an offset shift).
+        let pages = [vec![0], vec![0, 1, 2], vec![3, 4]];
+        let mut offsets = Vec::new();
+        let all = collect_pages(|offset, cursor: Option<usize>| {
+            offsets.push(offset);
+            let n = cursor.unwrap_or(0);
+            let items = pages[n].iter().map(|i| sub(*i)).collect();
+            async move {
+                Ok(ListPage {
+                    items,
+                    next: (n < 2).then_some(n + 1),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        let ids: Vec<_> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["0", "1", "2", "3", "4"]);
+        assert_eq!(offsets, [0, 1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_page_that_brings_nothing_new_ends_the_walk() {
+        // A server that ignores the offset: the same page again, and again.
+        let mut calls = 0;
+        let all = collect_pages(|_, _| {
+            calls += 1;
+            async {
+                Ok(ListPage {
+                    items: vec![sub(0), sub(1)],
+                    next: Some(()),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(calls, 2);
     }
 
     #[test]
