@@ -1,6 +1,6 @@
 //! The HTTP plumbing every dialect shares, knowing no dialect: configuration (`config`), the
-//! API-key file (`key_file`), sending (`transport`), what a status means (`classify`) and
-//! reading bodies (`decode`).
+//! API-key file (`key_file`), sending (`transport`), what a status means (`classify`), reading
+//! bodies (`decode`) and what is known of routes no document defines (`route`).
 
 pub(crate) mod classify;
 pub(crate) mod config;
