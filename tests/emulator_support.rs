@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use ivy_webhook_operator::emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use ivy_webhook_operator::ivy::client::http_client;
+use ivy_webhook_operator::ivy::http_client;
 use ivy_webhook_operator::ivy::{
     ApiKey, ClientConfig, Dialect, IdempotencyKey, SharedIvyApi, SubscriptionRequest,
     build_ivy_client,

@@ -738,11 +738,9 @@ async fn internal_verbs_missing_on_the_server_degrade_to_unsupported() {
         Dialect::Internal,
     );
     cfg.request_timeout = Duration::from_secs(5);
-    let http = ivy_webhook_operator::ivy::client::http_client(
-        Duration::from_secs(2),
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let http =
+        ivy_webhook_operator::ivy::http_client(Duration::from_secs(2), Duration::from_secs(5))
+            .unwrap();
     let ivy = ivy_webhook_operator::ivy::build_ivy_client(cfg, http);
     assert!(matches!(
         ivy.list().await,
@@ -777,7 +775,7 @@ async fn internal_verbs_missing_on_the_server_degrade_to_unsupported() {
 
 #[tokio::test]
 async fn a_key_rotated_in_its_file_is_used_without_a_restart() {
-    use ivy_webhook_operator::ivy::{ApiKey, ClientConfig, build_ivy_client, client::http_client};
+    use ivy_webhook_operator::ivy::{ApiKey, ClientConfig, build_ivy_client, http_client};
     let emu = emulator(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("api-key");

@@ -3,14 +3,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Which wire format to speak (see `docs/ivy-emulator.md` and `../shared/ivy-api.md`).
+/// Which wire format to speak; each is described in `docs/ivy-emulator.md` ("Wire formats").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Dialect {
-    /// REST resources under `/webhook` (seed 003).
+    /// REST resources under `/webhook`, the signing secret in the create answer.
     Rest,
-    /// `POST /api/service/internal/webhook-subscription/*` (seed 000).
+    /// `POST /api/service/internal/webhook-subscription/*`; Ivy documents only create and update.
     Internal,
-    /// `POST /api/service/webhook-subscription/*`, the API Ivy's current SDKs call (seed 001).
+    /// `POST /api/service/webhook-subscription/*`, the API Ivy's current SDKs call; the signing
+    /// secret belongs to the merchant app.
     Service,
 }
 

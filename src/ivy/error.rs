@@ -29,7 +29,8 @@ pub enum IvyError {
     /// 404: no subscription with that id.
     #[error("Ivy has no subscription {id}")]
     NotFound { id: String },
-    /// 409: a duplicate URL or an idempotency key reused with a different body.
+    /// 409: a duplicate URL or an idempotency key reused with a different body; `kind` is read
+    /// from the call made, `message` is Ivy's text for people.
     #[error("Ivy reported a conflict: {message}")]
     Conflict { message: String, kind: ConflictKind },
     /// 429: slow down; wait at least `retry_after` when Ivy said so.
@@ -61,11 +62,13 @@ pub enum IvyError {
 /// Which kind of 409 Ivy sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConflictKind {
-    /// Another subscription already uses this URL.
+    /// Another subscription already uses this URL: any 409 to a create or an update whose body
+    /// does not name idempotency (no body, plain text, HTML and unknown codes included).
     DuplicateUrl,
-    /// The idempotency key was used before with a different body.
+    /// The idempotency key was used before with a different body: a 409 whose JSON body names
+    /// idempotency.
     IdempotencyKeyReused,
-    /// The dialect did not say.
+    /// A 409 to a call that sets no URL (get, list, delete, test), not about idempotency.
     Other,
 }
 
@@ -121,6 +124,19 @@ impl IvyError {
     }
 }
 
+/// `error: cause: cause` on one line, for logs and error messages: `Display` alone shows only
+/// the outermost error, and the cause (a refused connection, a TLS failure) is what helps.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +186,14 @@ mod tests {
         };
         assert_eq!(five.class(), ErrorClass::Transient);
         assert_eq!(four.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn error_chain_joins_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&err), "outer: inner");
     }
 }

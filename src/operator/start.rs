@@ -44,8 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let mut ivy_config = ClientConfig::new(args.ivy_base_url.clone(), api_key, args.ivy_dialect);
     ivy_config.request_timeout = args.ivy_request_timeout;
     ivy_config.api_key_file = args.ivy_api_key_file.clone();
-    let http =
-        crate::ivy::client::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
+    let http = crate::ivy::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
     let ivy = Arc::new(InstrumentedIvy::new(
         build_ivy_client(ivy_config, http),
         metrics.clone(),

@@ -1,6 +1,10 @@
-//! The `service` dialect (seed 001, the API Ivy's current SDKs call):
+//! The `service` dialect (the API Ivy's current SDKs call):
 //! `POST /api/service/webhook-subscription/{create,update,list,delete,ping}`, camelCase fields,
-//! errors as `{message, category, code, param?, docUrl?}`.
+//! errors as `{message, category, code, param?, docUrl?}` (read for people only).
+//!
+//! Lists are `{items, count, hasNext, skip}` (also read: `data`, a bare array); `hasNext` says
+//! whether there is more, else `count` does, and an envelope with neither is the whole list.
+//! Ids may come as strings or numbers.
 //!
 //! It has no `get` (a get scans `list`), no description, no active flag and no
 //! per-subscription secret: the signing secret belongs to the merchant app, so a create returns
@@ -10,13 +14,16 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::verbs::{self, ListPage, PAGE_SIZE};
-use super::client::{
-    Call, Classify, ErrorBody, RawResponse, Transport, decode, json_value, str_field,
-};
-use super::{
-    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
-    RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
+use super::verbs::{self, ListPage, PAGE_SIZE};
+use crate::ivy::api::{Capabilities, IvyApi};
+use crate::ivy::dialect::Dialect;
+use crate::ivy::error::IvyError;
+use crate::ivy::http::Transport;
+use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
+use crate::ivy::http::decode::{self, decode, decode_list, json_value, says_false, str_field};
+use crate::ivy::http::transport::{Call, RawResponse};
+use crate::ivy::types::{
+    CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
 
 const PREFIX: [&str; 3] = ["api", "service", "webhook-subscription"];
@@ -49,6 +56,7 @@ struct ListBody {
 
 #[derive(Deserialize)]
 struct Subscription {
+    #[serde(deserialize_with = "decode::id")]
     id: String,
     url: String,
     events: Vec<String>,
@@ -64,18 +72,6 @@ impl From<Subscription> for RemoteSubscription {
             active: None,
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Subscription>,
-    has_next: bool,
-}
-
-#[derive(Deserialize)]
-struct Success {
-    success: bool,
 }
 
 /// `{message, category, code, param?, docUrl?}`.
@@ -106,36 +102,46 @@ impl ServiceClient {
 
     async fn post(
         &self,
-        verb: &str,
-        operation: &'static str,
+        verb: Verb,
         id: &str,
         body: impl Serialize,
         key: Option<&IdempotencyKey>,
     ) -> Result<RawResponse, IvyError> {
-        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], verb];
+        let segments = [PREFIX[0], PREFIX[1], PREFIX[2], path(verb)];
         let mut call = Call::new(Method::POST, &segments).json(body)?;
         if let Some(key) = key {
             call = call.idempotency_key(key);
         }
         let how = Classify {
             dialect: Dialect::Service,
-            operation,
+            verb,
             id,
+            // Every route is the one Ivy's SDKs call.
+            route: Route::Documented,
             parse_error,
-            route_may_be_missing: false,
         };
         self.transport.exchange(call, &how).await
     }
 
-    /// One page of `list`; the last has `hasNext: false` or no items.
+    /// One page of `list`: `hasNext` says whether more follow, else `count` (the total) does,
+    /// else this is the whole list.
     async fn page(&self, skip: usize) -> Result<ListPage<()>, IvyError> {
         let body = ListBody {
             limit: PAGE_SIZE,
             skip,
         };
-        let response = self.post("list", "list", "", body, None).await?;
-        let page: Page = decode("list", &response)?;
-        let more = page.has_next && !page.items.is_empty();
+        let response = self.post(Verb::List, "", body, None).await?;
+        let page = decode_list::<Subscription>("list", &response, &["items", "data"])?;
+        let got = page.items.len();
+        let more = got > 0
+            && match (
+                page.flag(&["hasNext", "has_next"]),
+                page.count(&["count", "total"]),
+            ) {
+                (Some(has_next), _) => has_next,
+                (None, Some(count)) => skip + got < count,
+                (None, None) => false,
+            };
         Ok(ListPage {
             items: page
                 .items
@@ -151,14 +157,27 @@ impl ServiceClient {
         id: &str,
         response: &RawResponse,
     ) -> Result<(), IvyError> {
-        let answer: Success = decode(operation, response)?;
-        if answer.success {
-            Ok(())
-        } else {
+        // The status decides, unless the body says `success: false`.
+        if says_false(response, "success") {
             Err(IvyError::Transient {
                 message: format!("Ivy answered success=false to {operation} {id}"),
             })
+        } else {
+            Ok(())
         }
+    }
+}
+
+/// The last path segment of `verb`'s route.
+fn path(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Create => "create",
+        // No get route: `get` scans the list and never sends this.
+        Verb::Get => "get",
+        Verb::Update => "update",
+        Verb::Delete => "delete",
+        Verb::List => "list",
+        Verb::TriggerTest => "ping",
     }
 }
 
@@ -190,7 +209,7 @@ impl IvyApi for ServiceClient {
             url: &request.url,
             events: &request.events,
         };
-        let response = self.post("create", "create", "", body, Some(key)).await?;
+        let response = self.post(Verb::Create, "", body, Some(key)).await?;
         let created: Subscription = decode("create", &response)?;
         Ok(CreatedSubscription {
             subscription: created.into(),
@@ -217,14 +236,12 @@ impl IvyApi for ServiceClient {
             url: patch.url.as_deref(),
             events: patch.events.as_deref(),
         };
-        let response = self.post("update", "update", id, body, Some(key)).await?;
+        let response = self.post(Verb::Update, id, body, Some(key)).await?;
         Ok(decode::<Subscription>("update", &response)?.into())
     }
 
     async fn delete(&self, id: &str, key: &IdempotencyKey) -> Result<(), IvyError> {
-        let response = self
-            .post("delete", "delete", id, ById { id }, Some(key))
-            .await?;
+        let response = self.post(Verb::Delete, id, ById { id }, Some(key)).await?;
         Self::expect_success("delete", id, &response)
     }
 
@@ -233,7 +250,7 @@ impl IvyApi for ServiceClient {
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
-        self.post("ping", "trigger_test", id, ById { id }, None)
+        self.post(Verb::TriggerTest, id, ById { id }, None)
             .await
             .map(drop)
     }
@@ -242,8 +259,8 @@ impl IvyApi for ServiceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivy::client::test_support::*;
     use crate::ivy::error::ConflictKind;
+    use crate::ivy::http::test_support::*;
 
     fn client(stub: &Stub) -> ServiceClient {
         ServiceClient::new(transport(stub.addr))
@@ -340,6 +357,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_has_next_the_count_decides_and_without_either_it_is_one_page() {
+        let other = SUB.replace("65a4c0ffee", "other");
+        let counted = vec![
+            answer(200, &format!(r#"{{"items":[{other}],"count":2}}"#)),
+            answer(200, &format!(r#"{{"items":[{SUB}],"count":2}}"#)),
+        ];
+        let stub_counted = stub(counted).await;
+        assert_eq!(client(&stub_counted).list().await.unwrap().len(), 2);
+        let seen = stub_counted.seen.lock().unwrap().clone();
+        assert_eq!(seen[1].body, br#"{"limit":100,"skip":1}"#);
+
+        let stub_bare = stub(vec![answer(200, &format!(r#"{{"items":[{SUB}]}}"#))]).await;
+        assert_eq!(client(&stub_bare).list().await.unwrap().len(), 1);
+        assert_eq!(stub_bare.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_numeric_id_in_a_create_answer_is_read_as_a_string() {
+        let body = SUB.replace(r#""65a4c0ffee""#, "42");
+        let stub = stub(vec![answer(200, &body)]).await;
+        let created = client(&stub).create(&request(), &key()).await.unwrap();
+        assert_eq!(created.subscription.id, "42");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_to_delete_without_the_success_field_is_done() {
+        let stub = stub(vec![answer(200, ""), answer(200, "{}")]).await;
+        let c = client(&stub);
+        c.delete("a", &key()).await.unwrap();
+        c.delete("a", &key()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn error_bodies_are_read_by_category_and_code() {
         let dup = r#"{"message":"url already used","category":"invalid_request_error","code":"duplicate_url"}"#;
         let idem = r#"{"message":"key reused","category":"idempotency_error","code":"idempotency_key_reused"}"#;
@@ -370,6 +420,23 @@ mod tests {
             "{b:?}"
         );
         assert!(matches!(v, IvyError::Validation { code: Some(c), .. } if c == "invalid_events"));
+    }
+
+    #[tokio::test]
+    async fn a_409_with_another_servers_wording_is_a_duplicate_url() {
+        let body = r#"{"message":"Webhook subscription with this url already exists","category":"invalid_request_error","code":"E11000"}"#;
+        let stub = stub(vec![answer(409, body)]).await;
+        let err = client(&stub).create(&request(), &key()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IvyError::Conflict {
+                    kind: ConflictKind::DuplicateUrl,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,24 +1,32 @@
-//! The `rest` dialect (seed 003): resources under `/webhook`, UUID ids, the signing secret in
-//! the create answer as `secret`. Owns its wire types and its error-body parser.
+//! The `rest` dialect: resources under `/webhook` (`POST`, `GET`, `GET /{id}`, `PUT /{id}`,
+//! `DELETE /{id}`), UUID ids, `?limit=&offset=` paging, the signing secret only in the create
+//! answer. Owns its wire types and its error-body parser.
 //!
-//! Choices where the seed is silent (the emulator serves the same, see `docs/ivy-emulator.md`):
-//! list answers `{items, total, limit, offset}`; errors are
-//! `{statusCode, error, code, message}`; the test event is `POST /webhook/{id}/test`, and a
-//! 404/405 there without an error body means the route does not exist (`Unsupported`).
-//! The seed's create takes no `active` flag, so an inactive subscription is created and then
-//! switched off with a `PUT`.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! Ivy's document for this dialect names the routes, the request fields and the status codes,
+//! but no answer field for the secret, no list envelope and no error body. Our choices (the
+//! emulator serves the same, see `docs/ivy-emulator.md`): the secret is `secret` (a few other
+//! spellings are read too); lists are `{items, total, limit, offset}`, but any envelope holding
+//! `items` (or `data`), or a bare array, is read, and without `total` the walk goes on until a
+//! page brings nothing new; errors are `{statusCode, error, code, message}`, read for people only.
+//! The test event is `POST /webhook/{id}/test`, a guess: the documented get tells a missing
+//! route from an unknown id. The documented create takes no `active` flag, so an inactive
+//! subscription is created and then switched off with a `PUT`.
 
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::verbs::{self, ListPage, PAGE_SIZE};
-use super::client::{Call, Classify, ErrorBody, Transport, decode, json_value, str_field};
-use super::{
-    Capabilities, CreatedSubscription, Dialect, IdempotencyKey, IvyApi, IvyError,
-    RemoteSubscription, SigningSecret, SubscriptionPatch, SubscriptionRequest,
+use super::verbs::{self, ListPage, PAGE_SIZE};
+use crate::ivy::api::{Capabilities, IvyApi};
+use crate::ivy::dialect::Dialect;
+use crate::ivy::error::IvyError;
+use crate::ivy::http::Transport;
+use crate::ivy::http::classify::{Classify, ErrorBody, Route, Verb};
+use crate::ivy::http::decode::{self, decode, decode_list, json_value, str_field};
+use crate::ivy::http::route::RouteState;
+use crate::ivy::http::transport::Call;
+use crate::ivy::types::{
+    CreatedSubscription, IdempotencyKey, RemoteSubscription, SubscriptionPatch, SubscriptionRequest,
 };
 
 #[derive(Serialize)]
@@ -43,6 +51,7 @@ struct UpdateBody<'a> {
 
 #[derive(Deserialize)]
 struct Webhook {
+    #[serde(deserialize_with = "decode::id")]
     id: String,
     url: String,
     events: Vec<String>,
@@ -68,14 +77,13 @@ impl From<Webhook> for RemoteSubscription {
 struct CreatedWebhook {
     #[serde(flatten)]
     webhook: Webhook,
+    #[serde(
+        alias = "signing_secret",
+        alias = "signingSecret",
+        alias = "webhook_secret",
+        alias = "webhookSecret"
+    )]
     secret: String,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    items: Vec<Webhook>,
-    #[serde(default)]
-    total: Option<usize>,
 }
 
 /// `{statusCode, error, code?, message}`; `message` may be a list of strings (NestJS-style
@@ -107,47 +115,66 @@ fn parse_error(body: &[u8]) -> Option<ErrorBody> {
 /// The `rest` dialect client.
 pub struct RestClient {
     transport: Transport,
-    /// Cleared once the server turns out to lack the (undocumented) test route.
-    has_trigger: AtomicBool,
+    /// What the server has shown about the (undocumented) test route.
+    trigger_route: RouteState,
 }
 
 impl RestClient {
     pub(crate) fn new(transport: Transport) -> Self {
         Self {
             transport,
-            has_trigger: AtomicBool::new(true),
+            trigger_route: RouteState::unknown(),
         }
     }
 
-    /// How a non-2xx answer to `operation` on `id` is read.
-    fn how<'a>(&self, operation: &'static str, id: &'a str) -> Classify<'a> {
+    /// How a non-2xx answer to `verb` on `id` is read. Only the test route is undocumented.
+    fn how<'a>(&self, verb: Verb, id: &'a str) -> Classify<'a> {
         Classify {
             dialect: Dialect::Rest,
-            operation,
+            verb,
             id,
+            route: if verb == Verb::TriggerTest {
+                Route::Undocumented
+            } else {
+                Route::Documented
+            },
             parse_error,
-            route_may_be_missing: operation == "trigger_test",
         }
     }
 
-    /// One page of `GET /webhook`; the last is short or reaches `total`.
+    /// Whether Ivy has `id`, by the documented get (whose 404 is about the id).
+    async fn exists(&self, id: &str) -> Result<bool, IvyError> {
+        match self.get(id).await {
+            Ok(_) => Ok(true),
+            Err(IvyError::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One page of `GET /webhook`. Paging by offset is documented, the envelope is not: `total`,
+    /// when given, says where the list ends; without it the walk ends at a page that brings
+    /// nothing new (see [`verbs::collect_pages`]).
     async fn page(&self, offset: usize) -> Result<ListPage<()>, IvyError> {
         let query = [
             ("limit", PAGE_SIZE.to_string()),
             ("offset", offset.to_string()),
         ];
         let call = Call::new(Method::GET, &["webhook"]).query(&query);
-        let response = self.transport.exchange(call, &self.how("list", "")).await?;
-        let page: Page = decode("list", &response)?;
+        let response = self
+            .transport
+            .exchange(call, &self.how(Verb::List, ""))
+            .await?;
+        let page = decode_list::<Webhook>("list", &response, &["items", "data"])?;
         let got = page.items.len();
-        let last = got < PAGE_SIZE || page.total.is_some_and(|t| offset + got >= t);
+        let total = page.count(&["total", "count", "total_count", "totalCount"]);
+        let more = got > 0 && total.is_none_or(|total| offset + got < total);
         Ok(ListPage {
             items: page
                 .items
                 .into_iter()
                 .map(RemoteSubscription::from)
                 .collect(),
-            next: (!last).then_some(()),
+            next: more.then_some(()),
         })
     }
 }
@@ -166,7 +193,7 @@ impl IvyApi for RestClient {
             description: true,
             active_flag: true,
             per_subscription_secret: true,
-            trigger_test: self.has_trigger.load(Ordering::Relaxed),
+            trigger_test: !self.trigger_route.is_missing(),
         }
     }
 
@@ -185,11 +212,11 @@ impl IvyApi for RestClient {
             .idempotency_key(key);
         let response = self
             .transport
-            .exchange(call, &self.how("create", ""))
+            .exchange(call, &self.how(Verb::Create, ""))
             .await?;
         let created: CreatedWebhook = decode("create", &response)?;
-        let secret = SigningSecret::new(created.secret);
-        // The seed's create takes no active flag.
+        let secret = decode::signing_secret("create", created.secret)?;
+        // The documented create takes no active flag.
         let subscription =
             verbs::deactivate_if_asked(self, request, key, created.webhook.into()).await;
         Ok(CreatedSubscription {
@@ -201,7 +228,10 @@ impl IvyApi for RestClient {
     async fn get(&self, id: &str) -> Result<RemoteSubscription, IvyError> {
         let segments = ["webhook", id];
         let call = Call::new(Method::GET, &segments);
-        let response = self.transport.exchange(call, &self.how("get", id)).await?;
+        let response = self
+            .transport
+            .exchange(call, &self.how(Verb::Get, id))
+            .await?;
         Ok(decode::<Webhook>("get", &response)?.into())
     }
 
@@ -223,7 +253,7 @@ impl IvyApi for RestClient {
             .idempotency_key(key);
         let response = self
             .transport
-            .exchange(call, &self.how("update", id))
+            .exchange(call, &self.how(Verb::Update, id))
             .await?;
         Ok(decode::<Webhook>("update", &response)?.into())
     }
@@ -232,9 +262,9 @@ impl IvyApi for RestClient {
         let segments = ["webhook", id];
         let call = Call::new(Method::DELETE, &segments).idempotency_key(key);
         self.transport
-            .exchange(call, &self.how("delete", id))
+            .exchange(call, &self.how(Verb::Delete, id))
             .await?;
-        // The seed documents no body for a delete; the status says it all.
+        // No body is documented for a delete; the status says it all.
         Ok(())
     }
 
@@ -243,33 +273,28 @@ impl IvyApi for RestClient {
     }
 
     async fn trigger_test(&self, id: &str) -> Result<(), IvyError> {
-        if !self.has_trigger.load(Ordering::Relaxed) {
-            return Err(IvyError::Unsupported {
-                dialect: Dialect::Rest.as_str(),
-                operation: "trigger_test",
-            });
+        let how = self.how(Verb::TriggerTest, id);
+        if self.trigger_route.is_missing() {
+            return Err(how.unsupported());
         }
         let segments = ["webhook", id, "test"];
-        let call = Call::new(Method::POST, &segments);
-        match self
+        let answer = self
             .transport
-            .exchange(call, &self.how("trigger_test", id))
-            .await
-        {
-            Err(err @ IvyError::Unsupported { .. }) => {
-                self.has_trigger.store(false, Ordering::Relaxed);
-                Err(err)
-            }
-            answer => answer.map(drop),
-        }
+            .exchange(Call::new(Method::POST, &segments), &how)
+            .await;
+        verbs::on_undocumented_route(&self.trigger_route, how.unsupported(), answer, || {
+            self.exists(id)
+        })
+        .await
+        .map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivy::client::test_support::*;
     use crate::ivy::error::ConflictKind;
+    use crate::ivy::http::test_support::*;
 
     fn client(stub: &Stub) -> RestClient {
         RestClient::new(transport(stub.addr))
@@ -399,6 +424,103 @@ mod tests {
         assert_eq!(seen[1].path_and_query, "/webhook?limit=100&offset=100");
     }
 
+    fn webhook(i: usize) -> String {
+        WEBHOOK.replace("000000000001", &format!("{i:012}"))
+    }
+
+    fn items(range: std::ops::Range<usize>) -> String {
+        range.map(webhook).collect::<Vec<_>>().join(",")
+    }
+
+    #[tokio::test]
+    async fn list_pages_are_followed_by_total_or_until_nothing_new_whatever_their_size() {
+        let cases: Vec<(&str, Vec<String>, usize, Vec<&str>)> = vec![
+            (
+                "pages smaller than asked, with total",
+                vec![
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(0..30)),
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(30..60)),
+                    format!(r#"{{"items":[{}],"total":70}}"#, items(60..70)),
+                ],
+                70,
+                vec!["offset=0", "offset=30", "offset=60"],
+            ),
+            (
+                "a bare array, then an empty one",
+                vec![format!("[{}]", items(0..2)), "[]".to_owned()],
+                2,
+                vec!["offset=0", "offset=2"],
+            ),
+            (
+                "items without paging fields, then none",
+                vec![
+                    format!(r#"{{"items":[{}]}}"#, items(0..3)),
+                    r#"{"items":[]}"#.to_owned(),
+                ],
+                3,
+                vec!["offset=0", "offset=3"],
+            ),
+            (
+                "a server that ignores the offset",
+                vec![format!(r#"{{"data":[{}]}}"#, items(0..3))],
+                3,
+                vec!["offset=0", "offset=3"],
+            ),
+        ];
+        for (name, pages, count, offsets) in cases {
+            let stub = stub(pages.iter().map(|p| answer(200, p)).collect()).await;
+            let all = client(&stub).list().await.unwrap();
+            assert_eq!(all.len(), count, "{name}");
+            let seen = stub.seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), offsets.len(), "{name}");
+            for (seen, offset) in seen.iter().zip(offsets) {
+                assert!(seen.path_and_query.ends_with(offset), "{name}: {seen:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_may_be_numbers_and_unknown_fields_are_ignored() {
+        let body = r#"{"id":42,"url":"https://a.example/","events":["test"],"metadata":{"x":1}}"#;
+        let stub = stub(vec![answer(200, body)]).await;
+        let got = client(&stub).get("42").await.unwrap();
+        assert_eq!(got.id, "42");
+        assert_eq!((got.description, got.active), (None, None));
+    }
+
+    #[tokio::test]
+    async fn the_secret_is_read_under_other_common_names() {
+        let body = WEBHOOK.replacen('{', r#"{"signing_secret":"whsec_other_name","#, 1);
+        let stub = stub(vec![answer(201, &body)]).await;
+        let created = client(&stub).create(&request(true), &key()).await.unwrap();
+        assert_eq!(created.signing_secret.unwrap().expose(), "whsec_other_name");
+    }
+
+    #[tokio::test]
+    async fn a_create_answer_with_an_empty_secret_or_no_id_is_malformed() {
+        let empty_secret = WEBHOOK.replacen('{', r#"{"secret":"  ","#, 1);
+        let without_id =
+            created_body().replace(r#""id":"3f1c0000-0000-4000-8000-000000000001","#, "");
+        for body in [empty_secret, without_id] {
+            let stub = stub(vec![answer(201, &body)]).await;
+            let err = client(&stub)
+                .create(&request(true), &key())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    IvyError::MalformedResponse {
+                        operation: "create",
+                        ..
+                    }
+                ),
+                "{body}: {err:?}"
+            );
+            assert!(!err.to_string().contains("whsec_"), "{err}");
+        }
+    }
+
     #[tokio::test]
     async fn validation_errors_keep_ivys_message_and_code() {
         let body = r#"{"statusCode":400,"error":"Bad Request","code":"invalid_url","message":"url must be https"}"#;
@@ -450,6 +572,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_409_without_an_idempotency_statement_is_a_duplicate_url_to_create_and_update() {
+        for body in [
+            "",
+            "Conflict",
+            "<html><body>409 Conflict</body></html>",
+            r#"{"statusCode":409,"error":"Conflict","code":"E_CONFLICT"}"#,
+        ] {
+            let stub = stub(vec![answer(409, body)]).await;
+            let c = client(&stub);
+            let created = c.create(&request(true), &key()).await.unwrap_err();
+            let patch = SubscriptionPatch {
+                url: Some("https://other.example/".into()),
+                ..Default::default()
+            };
+            let updated = c.update("x", &patch, &key()).await.unwrap_err();
+            for err in [created, updated] {
+                assert!(
+                    matches!(
+                        err,
+                        IvyError::Conflict {
+                            kind: ConflictKind::DuplicateUrl,
+                            ..
+                        }
+                    ),
+                    "{body:?}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proxys_html_502_is_transient() {
+        let mut page = answer(
+            502,
+            "<html><head><title>502 Bad Gateway</title></head></html>",
+        );
+        page.headers = vec![("content-type", "text/html".into())];
+        let stub = stub(vec![page]).await;
+        let err = client(&stub).get("x").await.unwrap_err();
+        assert!(matches!(err, IvyError::Transient { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn get_of_an_unknown_id_is_not_found_even_without_a_body() {
         let stub = stub(vec![answer(404, "")]).await;
         let err = client(&stub).get("nope").await.unwrap_err();
@@ -457,9 +622,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_test_route_is_unsupported() {
-        let stub = stub(vec![answer(404, "")]).await;
-        let err = client(&stub).trigger_test("x").await.unwrap_err();
+    async fn a_404_from_the_test_route_for_a_subscription_ivy_has_means_the_route_is_missing() {
+        let stub = stub(vec![answer(404, ""), answer(200, WEBHOOK)]).await;
+        let c = client(&stub);
+        let err = c.trigger_test("x").await.unwrap_err();
         assert!(matches!(
             err,
             IvyError::Unsupported {
@@ -467,6 +633,38 @@ mod tests {
                 operation: "trigger_test"
             }
         ));
+        assert!(!c.capabilities().trigger_test);
+        let seen = stub.seen.lock().unwrap().clone();
+        assert_eq!(
+            (seen[1].method.as_str(), seen[1].path_and_query.as_str()),
+            ("GET", "/webhook/x")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_from_the_test_route_for_an_unknown_id_is_not_found() {
+        let body =
+            r#"{"statusCode":404,"error":"Not Found","message":"Cannot POST /webhook/x/test"}"#;
+        let stub = stub(vec![answer(404, body), answer(404, "")]).await;
+        let c = client(&stub);
+        let err = c.trigger_test("x").await.unwrap_err();
+        assert!(
+            matches!(&err, IvyError::NotFound { id } if id == "x"),
+            "{err:?}"
+        );
+        assert!(c.capabilities().trigger_test);
+    }
+
+    #[tokio::test]
+    async fn a_405_from_the_test_route_means_it_is_missing_without_asking_more() {
+        let stub = stub(vec![answer(405, "")]).await;
+        let c = client(&stub);
+        assert!(matches!(
+            c.trigger_test("x").await,
+            Err(IvyError::Unsupported { .. })
+        ));
+        assert!(!c.capabilities().trigger_test);
+        assert_eq!(stub.seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
