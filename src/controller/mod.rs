@@ -46,6 +46,7 @@ pub use error::Error;
 pub use target::FIELD_MANAGER;
 
 use crate::crd::{FINALIZER, WebhookSubscription};
+use crate::ivy::error_chain;
 
 /// Label selector of the Secrets the controller watches (and only these).
 pub fn managed_secret_selector() -> String {
@@ -82,18 +83,6 @@ pub fn error_policy(sub: Arc<WebhookSubscription>, error: &Error, ctx: Arc<Conte
     let delay = ctx.backoff.next_delay(&key, error.retry_after());
     warn!(%key, error = %error_chain(error), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
     Action::requeue(delay)
-}
-
-/// `error: cause: cause` on one line, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs the controller until `shutdown` resolves. `on_ready` is called once the watches have
