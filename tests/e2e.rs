@@ -85,7 +85,18 @@ async fn create_ready(env: &Env, name: &str, url: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_secret_matches_ivy_and_receiver_verifies_before_and_after_rotation() {
-    let Some(env) = setup("e2e-main", &[]).await else {
+    main_scenario("e2e-main", &[]).await;
+}
+
+/// The same scenario against an Ivy that answers the way a real server may where the
+/// documents are silent (bare 409s, short pages, JSON 404s, proxy 502s, no idempotency).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_scenario_holds_against_an_unfriendly_ivy() {
+    main_scenario("e2e-main-quirks", &["--quirks", "unfriendly"]).await;
+}
+
+async fn main_scenario(prefix: &str, emulator_args: &[&str]) {
+    let Some(env) = setup(prefix, emulator_args).await else {
         return;
     };
     let operator = env.operator().await;
@@ -459,7 +470,16 @@ async fn foreign_secret_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_and_service_dialects_reach_ready() {
-    let Some(env) = setup("e2e-dialects", &[]).await else {
+    dialects_reach_ready("e2e-dialects", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_and_service_dialects_reach_ready_against_an_unfriendly_ivy() {
+    dialects_reach_ready("e2e-dialects-quirks", &["--quirks", "unfriendly"]).await;
+}
+
+async fn dialects_reach_ready(prefix: &str, emulator_args: &[&str]) {
+    let Some(env) = setup(prefix, emulator_args).await else {
         return;
     };
     let app_secret = env.emulator.app_signing_secret().await;
