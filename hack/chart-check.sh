@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Checks the Helm chart charts/ivy-webhook-operator:
-#   1. static: the chart's CRD is a byte copy of crds/, appVersion matches Cargo.toml, every
-#      value in values.yaml is preceded by a comment;
+#   1. static: the chart's files/crds/ is a byte copy of crds/ (and the chart has no crds/
+#      folder), appVersion matches Cargo.toml, every value in values.yaml is preceded by a comment;
 #   2. `helm lint --strict` and `helm template` for the default values and every variant in
-#      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard;
+#      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard; the
+#      CRDs the chart renders are those of crds/ (apart from the labels and annotations it adds);
 #   3. values the chart must refuse are refused (typos, a literal API key, two watched
 #      namespaces, replicas without leader election, the service dialect without its secret);
 #   4. when KUBECONFIG is set: every render and examples/ pass `kubectl apply --dry-run=server`
 #      (after creating the namespaces and the CRDs they need: the chart's CRD and, only if the
 #      cluster has none, a stub ServiceMonitor CRD), and the RBAC, applied for real under
 #      throw-away release names, grants the operator's ServiceAccount exactly the verbs it
-#      needs (kubectl auth can-i). Everything this script created is deleted again.
+#      needs (kubectl auth can-i); on a copy of the chart whose CRDs have a group of their own,
+#      `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new event type)
+#      and `helm uninstall` keeps it. Everything this script created is deleted again.
 #
 #   hack/chart-check.sh                                # static, lint, render
 #   hack/with-control-plane.sh hack/chart-check.sh     # ... and against a real API server
@@ -20,8 +23,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 chart=$root/charts/ivy-webhook-operator
-crd_name=webhooksubscriptions.webhooks.ivy.dev
-crd_file=crds/$crd_name.yaml
+crd_files=("$root"/crds/*.yaml)
 namespace=ivy-system          # the release namespace of every render
 watched=shop                  # the namespace of the single-namespace variant and of examples/
 
@@ -31,12 +33,16 @@ failed=0
 created_namespaces=()
 created_crds=()
 applied_files=()
+helm_releases=()
 
 log() { printf '[chart-check] %s\n' "$*" >&2; }
 
 cleanup() {
   if [[ -n ${KUBECONFIG:-} ]]; then
-    local file
+    local file release
+    for release in "${helm_releases[@]}"; do
+      helm uninstall --namespace "$namespace" --ignore-not-found "$release" >/dev/null 2>&1 || true
+    done
     for file in "${applied_files[@]}"; do
       kubectl delete --ignore-not-found --wait=false -f "$file" >/dev/null 2>&1 || true
     done
@@ -92,7 +98,24 @@ for tool in helm kubectl; do
 done
 
 # ---- 1. static ---------------------------------------------------------------------------------
-check "chart CRD is a byte copy of $crd_file" cmp "$root/$crd_file" "$chart/$crd_file"
+# The chart renders its CRDs from files/crds/ (templates/crds.yaml); `make crd` copies them there.
+crd_copies_match() {
+  local file status=0
+  for file in "${crd_files[@]}"; do
+    cmp "$file" "$chart/files/crds/$(basename "$file")" || status=1
+  done
+  for file in "$chart"/files/crds/*; do
+    if [[ ! -e $root/crds/$(basename "$file") ]]; then
+      echo "$file is not in crds/"
+      status=1
+    fi
+  done
+  return "$status"
+}
+check "the chart's files/crds/ is a byte copy of crds/ (make crd)" crd_copies_match
+# Helm installs a chart's crds/ folder on the first install only, and a CRD there would
+# collide with the same CRD rendered from templates/crds.yaml.
+check "the chart has no crds/ folder" test ! -e "$chart/crds"
 
 app_version_matches_cargo() {
   local cargo chart_app
@@ -145,10 +168,10 @@ for file in "$chart"/ci/*-values.yaml; do
   variants+=("$name")
 done
 
-# render FILE HELM-ARGS...: the chart as `helm template` renders it, CRDs included.
+# render FILE HELM-ARGS...: the chart as `helm template` renders it.
 render() {
   local file=$1; shift
-  helm template ivy-webhook-operator "$chart" --namespace "$namespace" --include-crds "$@" >"$file"
+  helm template ivy-webhook-operator "$chart" --namespace "$namespace" "$@" >"$file"
 }
 
 values_args() {
@@ -202,6 +225,68 @@ default_render_ok() {
 }
 check "default render: cluster-wide, leader election, 2 replicas, API key file, probes, hardened" \
   default_render_ok
+# canonical_crds OUT FILE...: the CustomResourceDefinitions in the FILEs without their labels and
+# annotations, sorted by name, as Helm's own fromYaml/toYaml writes them (a throw-away chart):
+# two sets compare equal exactly when their content does, whatever their layout.
+canonical_crds() {
+  local out=$1; shift
+  local normalizer=$work/normalizer file i=0
+  rm -rf "$normalizer"
+  mkdir -p "$normalizer/templates" "$normalizer/in"
+  printf 'apiVersion: v2\nname: normalizer\nversion: 0.0.0\n' >"$normalizer/Chart.yaml"
+  for file in "$@"; do
+    cp "$file" "$normalizer/in/$i.yaml"
+    i=$((i + 1))
+  done
+  cat >"$normalizer/templates/crds.yaml" <<'EOF'
+{{- $crds := dict }}
+{{- range $path, $_ := .Files.Glob "in/*.yaml" }}
+{{- range regexSplit "(?m)^---[ \t]*$" ($.Files.Get $path) -1 }}
+{{- $doc := fromYaml . }}
+{{- if eq ($doc.kind | default "") "CustomResourceDefinition" }}
+{{- $_ := unset $doc.metadata "labels" }}
+{{- $_ := unset $doc.metadata "annotations" }}
+{{- $_ := set $crds $doc.metadata.name $doc }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range keys $crds | sortAlpha }}
+---
+{{ get $crds . | toYaml }}
+{{- end }}
+EOF
+  helm template normalizer "$normalizer" >"$out"
+}
+rendered_crds_are_those_of_crds_dir() {
+  canonical_crds "$work/crds-source.yaml" "${crd_files[@]}" || return 1
+  canonical_crds "$work/crds-rendered.yaml" "$work/rendered-default.yaml" || return 1
+  if ! grep -q '^kind: CustomResourceDefinition' "$work/crds-source.yaml"; then
+    echo "no CustomResourceDefinition in crds/"
+    return 1
+  fi
+  diff -u "$work/crds-source.yaml" "$work/crds-rendered.yaml"
+}
+check "default render: the CRDs of crds/, unchanged but for labels and annotations" \
+  rendered_crds_are_those_of_crds_dir
+# count_matches FILE PATTERN EXPECTED
+count_matches() {
+  local found
+  found=$(grep -cE -- "$2" "$1")
+  echo "$found lines match $2 in $1, expected $3"
+  ((found == $3))
+}
+crd_switches_ok() {
+  local crds=${#crd_files[@]}
+  count_matches "$work/rendered-default.yaml" "^kind: CustomResourceDefinition" "$crds" &&
+    count_matches "$work/rendered-default.yaml" "helm.sh/resource-policy: keep" "$crds" &&
+    render "$work/crds-not-kept.yaml" --set crds.keep=false &&
+    count_matches "$work/crds-not-kept.yaml" "^kind: CustomResourceDefinition" "$crds" &&
+    rendered_lacks "$work/crds-not-kept.yaml" "helm.sh/resource-policy" &&
+    render "$work/crds-disabled.yaml" --set crds.enabled=false &&
+    rendered_lacks "$work/crds-disabled.yaml" "^kind: CustomResourceDefinition"
+}
+check "CRDs: kept on uninstall by default, crds.keep=false drops that, crds.enabled=false omits them" \
+  crd_switches_ok
 single_namespace_render_ok() {
   local file=$work/rendered-single-namespace.yaml
   rendered_has "$file" "--watch-namespace=$watched\"" "^  namespace: $watched\$" &&
@@ -263,26 +348,34 @@ else
     fi
     kubectl wait --for=condition=Established --timeout=60s "crd/$name"
   }
-  check "the chart's CRD passes a server-side dry run" \
-    kubectl apply --dry-run=server --server-side -f "$chart/$crd_file"
-  ensure_crd "$crd_name" "$chart/$crd_file" >/dev/null 2>&1 || true
-  check "CRD $crd_name established" kubectl wait --for=condition=Established --timeout=60s "crd/$crd_name"
+  crd_name_of() { sed -n '/^metadata:/,/^[^ ]/s/^  name: //p' "$1" | head -n 1; }
+  for file in "${crd_files[@]}"; do
+    name=$(crd_name_of "$file")
+    check "crds/$(basename "$file") passes a server-side dry run" \
+      kubectl apply --dry-run=server --server-side -f "$file"
+    ensure_crd "$name" "$file" >/dev/null 2>&1 || true
+    check "CRD $name established" kubectl wait --for=condition=Established --timeout=60s "crd/$name"
+  done
 
-  # Only when the cluster has no Prometheus Operator: just enough schema for a dry run.
-  cat >"$work/servicemonitor-stub-crd.yaml" <<'EOF'
+  # stub_crd KIND PLURAL: only when the cluster has no Prometheus Operator, just enough schema
+  # of its KIND for a dry run.
+  stub_crd() {
+    local kind=$1 plural=$2
+    local file=$work/$plural-stub-crd.yaml
+    cat >"$file" <<EOF
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: $plural.monitoring.coreos.com
   labels:
     app.kubernetes.io/name: chart-check-stub
 spec:
   group: monitoring.coreos.com
   names:
-    kind: ServiceMonitor
-    listKind: ServiceMonitorList
-    plural: servicemonitors
-    singular: servicemonitor
+    kind: $kind
+    listKind: ${kind}List
+    plural: $plural
+    singular: ${kind,,}
   scope: Namespaced
   versions:
     - name: v1
@@ -293,9 +386,13 @@ spec:
           type: object
           x-kubernetes-preserve-unknown-fields: true
 EOF
-  ensure_crd servicemonitors.monitoring.coreos.com "$work/servicemonitor-stub-crd.yaml" >/dev/null 2>&1 || true
-  check "CRD servicemonitors.monitoring.coreos.com established" \
-    kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com
+    ensure_crd "$plural.monitoring.coreos.com" "$file"
+  }
+  for stub in ServiceMonitor:servicemonitors PrometheusRule:prometheusrules; do
+    stub_crd "${stub%%:*}" "${stub#*:}" >/dev/null 2>&1 || true
+    check "CRD ${stub#*:}.monitoring.coreos.com established" \
+      kubectl wait --for=condition=Established --timeout=60s "crd/${stub#*:}.monitoring.coreos.com"
+  done
 
   for variant in "${variants[@]}"; do
     check "kubectl apply --dry-run=server ($variant)" \
@@ -378,6 +475,124 @@ EOF
     check "RBAC grants exactly what the operator needs (watching $label)" \
       rbac_checks "$other" "$release-ivy-webhook-operator"
   done
+
+  # CRDs through Helm, on a copy of the chart whose CRDs have a group of their own: installing,
+  # upgrading and uninstalling it never touches the real CRDs or a real WebhookSubscription.
+  test_group=chart-check.ivy.dev
+  test_crd=webhooksubscriptions.$test_group
+  test_chart=$work/crd-lifecycle/ivy-webhook-operator
+  mkdir -p "$work/crd-lifecycle"
+  cp -R "$chart" "$test_chart"
+  sed -i "s/webhooks\.ivy\.dev/$test_group/g" "$test_chart"/files/crds/*.yaml
+  created_crds+=("$test_crd")
+  helm_releases+=(ivywh-crd-check ivywh-crd-adopt)
+
+  # retry CMD...: CMD until it succeeds, for up to 20 seconds (discovery and a changed CRD's
+  # schema reach kubectl and the API server's handlers a moment after the write).
+  retry() {
+    local _
+    for _ in $(seq 20); do
+      "$@" >"$work/retry.out" 2>&1 && { cat "$work/retry.out"; return 0; }
+      sleep 1
+    done
+    cat "$work/retry.out"
+    return 1
+  }
+  # test_subscription EVENT: a WebhookSubscription of the test group, subscribed to EVENT.
+  test_subscription() {
+    cat <<EOF
+apiVersion: $test_group/v1alpha1
+kind: WebhookSubscription
+metadata:
+  name: chart-check
+  namespace: $watched
+spec:
+  url: https://chart-check.example.com/webhooks/ivy
+  events: [$1]
+EOF
+  }
+  # crd_owned_by RELEASE: the CRD is established, belongs to RELEASE and is kept on uninstall.
+  crd_owned_by() {
+    kubectl wait --for=condition=Established --timeout=60s "crd/$test_crd" || return 1
+    local owner policy
+    owner=$(kubectl get crd "$test_crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')
+    policy=$(kubectl get crd "$test_crd" -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}')
+    echo "release-name: $owner, resource-policy: $policy"
+    [[ $owner == "$1" && $policy == keep ]]
+  }
+  install_creates_crd() {
+    helm install ivywh-crd-check "$test_chart" --namespace "$namespace" --hide-notes && crd_owned_by ivywh-crd-check
+  }
+  check "helm install creates the CRD, owned by the release and kept on uninstall" install_creates_crd
+
+  category_and_wide_columns() {
+    test_subscription order_created | kubectl apply -f - || return 1
+    local names header wide
+    names=$(retry kubectl get ivy -n "$watched" -o name) || return 1
+    echo "kubectl get ivy: $names"
+    grep -qx "webhooksubscription.$test_group/chart-check" <<<"$names" || return 1
+    header=$(kubectl get "$test_crd" -n "$watched" | head -n 1)
+    wide=$(kubectl get "$test_crd" -n "$watched" -o wide | head -n 1)
+    printf 'columns: %s\nwide:    %s\n' "$header" "$wide"
+    [[ $header != *MESSAGE* && $wide == *REASON*MESSAGE* ]]
+  }
+  check "kubectl get ivy (the CRD's category) lists it; -o wide adds REASON and MESSAGE" \
+    category_and_wide_columns
+
+  # The next release's CRD: one more printer column and one more event type.
+  grow_test_crd() {
+    local file
+    file=$(grep -l "^  name: $test_crd\$" "$test_chart"/files/crds/*.yaml) || return 1
+    awk '
+      /^    - jsonPath: \.metadata\.creationTimestamp$/ && !column {
+        print "    - jsonPath: .spec.url"; print "      name: ChartCheck"; print "      type: string"
+        column = 1
+      }
+      { print }
+      /^ *- order_created$/ && !event {
+        match($0, /^ */); print substr($0, 1, RLENGTH) "- chart_check_event"; event = 1
+      }
+      END { if (!column || !event) { print "no Age column or no order_created event" > "/dev/stderr"; exit 1 } }
+    ' "$file" >"$file.new" && mv "$file.new" "$file"
+  }
+  new_event_refused() {
+    if test_subscription chart_check_event | kubectl apply --dry-run=server -f - 2>&1; then
+      echo "accepted an event type the CRD does not list"
+      return 1
+    fi
+  }
+  new_event_accepted() { test_subscription chart_check_event | kubectl apply --dry-run=server -f -; }
+  upgrade_changes_crd() {
+    grow_test_crd && helm upgrade ivywh-crd-check "$test_chart" --namespace "$namespace" --hide-notes || return 1
+    local columns
+    columns=$(kubectl get crd "$test_crd" -o jsonpath='{.spec.versions[0].additionalPrinterColumns[*].name}')
+    echo "served columns: $columns"
+    [[ " $columns " == *" ChartCheck "* ]] && retry new_event_accepted
+  }
+  check "before an upgrade, the CRD refuses an event type it does not list" new_event_refused
+  check "helm upgrade changes the CRD in the cluster: new column served, new event type accepted" \
+    upgrade_changes_crd
+
+  uninstall_keeps_crd() {
+    helm uninstall ivywh-crd-check --namespace "$namespace" --wait || return 1
+    kubectl get crd "$test_crd" && kubectl get "$test_crd" chart-check -n "$watched"
+  }
+  check "helm uninstall keeps the CRD and its resources (crds.keep=true)" uninstall_keeps_crd
+
+  # What docs/install.md says to do with a CRD that another release, or kubectl, installed.
+  adopt_kept_crd() {
+    if helm install ivywh-crd-adopt "$test_chart" --namespace "$namespace" >"$work/adopt.out" 2>&1; then
+      echo "installed although the CRD belongs to another release"
+      return 1
+    fi
+    grep -F "invalid ownership metadata" "$work/adopt.out" || { cat "$work/adopt.out"; return 1; }
+    kubectl annotate --overwrite crd "$test_crd" meta.helm.sh/release-name=ivywh-crd-adopt \
+      meta.helm.sh/release-namespace="$namespace" &&
+      kubectl label --overwrite crd "$test_crd" app.kubernetes.io/managed-by=Helm &&
+      helm install ivywh-crd-adopt "$test_chart" --namespace "$namespace" --hide-notes &&
+      crd_owned_by ivywh-crd-adopt
+  }
+  check "a kept CRD is refused to a new release, and taken over after annotating it" adopt_kept_crd
 fi
 
 printf '%d passed, %d failed\n' "$passed" "$failed"
