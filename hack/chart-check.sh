@@ -307,6 +307,47 @@ check "single-replica render: Recreate, no --leader-election, no Lease Role, no 
   single_replica_render_ok
 check "json-logs render: --log-format=json" \
   rendered_has "$work/rendered-json-logs.yaml" "--log-format=json"
+extension_points_render_ok() {
+  local file=$work/rendered-extension-points.yaml objects labelled
+  rendered_has "$file" 'image: "registry.example.com/mirror/ivy-webhook-operator:' \
+    '^    reloader.stakater.com/auto: "true"' '^        team: payments' '- "--ivy-rate=5"' \
+    "name: corporate-ca" "mountPath: /etc/ivy-ca" "tcpSocket:" "periodSeconds: 20" \
+    "failureThreshold: 6" "path: /readyz" &&
+    rendered_lacks "$file" "path: /healthz" || return 1
+  # commonLabels: on every object (metadata.labels of a top-level object are indented by 4).
+  objects=$(grep -c '^kind:' "$file")
+  labelled=$(grep -c '^    team: payments$' "$file")
+  echo "$objects objects, $labelled with commonLabels"
+  ((objects > 0 && objects == labelled))
+}
+check "extension-points render: registry, commonLabels everywhere, annotations, extraArgs, volumes, probes" \
+  extension_points_render_ok
+
+# The chart as an umbrella chart's dependency: the parent's global values and the dependency's
+# condition value reach it (the schema must allow both), and the condition switches it off.
+umbrella_renders() {
+  local umbrella=$work/umbrella
+  mkdir -p "$umbrella"
+  cat >"$umbrella/Chart.yaml" <<EOF
+apiVersion: v2
+name: platform
+version: 0.0.0
+dependencies:
+  - name: ivy-webhook-operator
+    version: ">=0.0.0-0"
+    repository: file://$chart
+    condition: ivy-webhook-operator.enabled
+EOF
+  printf 'global:\n  team: payments\nivy-webhook-operator:\n  enabled: true\n' >"$umbrella/values.yaml"
+  helm dependency update "$umbrella" >/dev/null || return 1
+  helm template platform "$umbrella" --namespace "$namespace" >"$work/umbrella-on.yaml" || return 1
+  helm template platform "$umbrella" --namespace "$namespace" \
+    --set ivy-webhook-operator.enabled=false >"$work/umbrella-off.yaml" || return 1
+  rendered_has "$work/umbrella-on.yaml" "^kind: Deployment" &&
+    rendered_lacks "$work/umbrella-off.yaml" "^kind: Deployment"
+}
+check "as an umbrella chart's dependency: global values accepted, condition enabled honoured" \
+  umbrella_renders
 
 # ---- 3. refusals -------------------------------------------------------------------------------
 refuse "a literal API key (ivy.apiKey)" "additional properties 'apiKey' not allowed" --set ivy.apiKey=k
@@ -324,6 +365,16 @@ refuse "several replicas without leader election" "needs leaderElection.enabled=
   --set replicaCount=3 --set leaderElection.enabled=false
 refuse "the service dialect without ivy.appSigningSecret" "needs ivy.appSigningSecret.name" \
   --set ivy.dialect=service
+refuse "a chart flag again in extraArgs" "extraArgs: --log-level is set by the chart" \
+  --set 'extraArgs[0]=--log-level=debug'
+refuse "an extraArgs item that is not a flag" "/extraArgs/0" --set 'extraArgs[0]=debug'
+refuse "the API key in extraArgs" "/extraArgs/0" --set 'extraArgs[0]=--ivy-api-key=k'
+refuse "commonLabels that replace a chart label" "invalid propertyName 'app.kubernetes.io/name'" \
+  --set 'commonLabels.app\.kubernetes\.io/name=x'
+refuse "an extra volume named like the chart's" "/extraVolumes/0/name" \
+  --set 'extraVolumes[0].name=ivy-api-key'
+refuse "a tag or digest in image.repository" "/image/repository" \
+  --set image.repository=ghcr.io/ivy-webhook-operator/ivy-webhook-operator:0.1.0
 
 # ---- 4. against an API server ------------------------------------------------------------------
 if [[ -z ${KUBECONFIG:-} ]]; then
