@@ -5,15 +5,19 @@
 #   2. `helm lint --strict` and `helm template` for the default values and every variant in
 #      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard; the
 #      CRDs the chart renders are those of crds/ (apart from the labels and annotations it adds);
+#      the alert rules and the Grafana dashboard name only metrics and labels the operator
+#      exports and have balanced expressions; the chart works as an umbrella chart's dependency;
 #   3. values the chart must refuse are refused (typos, a literal API key, two watched
-#      namespaces, replicas without leader election, the service dialect without its secret);
+#      namespaces, replicas without leader election, the service dialect without its secret, a
+#      chart flag repeated in extraArgs, commonLabels replacing a chart label, broken dashboard JSON);
 #   4. when KUBECONFIG is set: every render and examples/ pass `kubectl apply --dry-run=server`
-#      (after creating the namespaces and the CRDs they need: the chart's CRD and, only if the
-#      cluster has none, a stub ServiceMonitor CRD), and the RBAC, applied for real under
-#      throw-away release names, grants the operator's ServiceAccount exactly the verbs it
-#      needs (kubectl auth can-i); on a copy of the chart whose CRDs have a group of their own,
-#      `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new event type)
-#      and `helm uninstall` keeps it. Everything this script created is deleted again.
+#      (after creating the namespaces and the CRDs they need: those of crds/ and, only if the
+#      cluster has none, stub ServiceMonitor and PrometheusRule CRDs), and the RBAC, applied for
+#      real under throw-away release names, grants the operator's ServiceAccount exactly the
+#      verbs it needs (kubectl auth can-i); on a copy of the chart whose CRDs have a group of
+#      their own, `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new
+#      event type), `helm uninstall` keeps it, and another release can take it over.
+#      Everything this script created is deleted again.
 #
 #   hack/chart-check.sh                                # static, lint, render
 #   hack/with-control-plane.sh hack/chart-check.sh     # ... and against a real API server
@@ -296,8 +300,127 @@ check "single-namespace render: --watch-namespace=$watched, Role there, no Clust
   single_namespace_render_ok
 check "service-dialect render: --app-signing-secret-file" \
   rendered_has "$work/rendered-service-dialect.yaml" "--app-signing-secret-file=" "--ivy-dialect=service"
-check "monitoring render: ServiceMonitor and NetworkPolicy" \
-  rendered_has "$work/rendered-monitoring.yaml" "^kind: ServiceMonitor" "^kind: NetworkPolicy"
+monitoring_render_ok() {
+  local file=$work/rendered-monitoring.yaml
+  rendered_has "$file" "^kind: ServiceMonitor" "honorLabels: true" "targetLabel: cluster" \
+    "regex: ivywh_account_" "^kind: PrometheusRule" "^            severity: critical" \
+    "^            team: payments" "^kind: ConfigMap" '^    grafana_dashboard: "1"' \
+    "^    grafana_folder: Ivy" "^  namespace: monitoring$" '"uid": "ivy-webhook-operator"' \
+    "^kind: NetworkPolicy" &&
+    rendered_lacks "$work/rendered-default.yaml" "^kind: PrometheusRule" "^kind: ConfigMap"
+}
+check "monitoring render: ServiceMonitor relabelings, PrometheusRule, dashboard ConfigMap, NetworkPolicy" \
+  monitoring_render_ok
+
+# What the rules and the dashboard may name: the metrics the operator exports
+# (src/controller/metrics.rs, and the monitoring bundle of issue 10), each with its own labels.
+# Histograms also have _bucket (label le), _sum and _count series.
+declare -A metric_labels=(
+  [ivywh_reconciles_total]="result"
+  [ivywh_reconcile_duration_seconds]=""
+  [ivywh_ivy_api_calls_total]="operation status"
+  [ivywh_ivy_api_call_duration_seconds]="operation outcome"
+  [ivywh_resources]="ready"
+  [ivywh_build_info]="version"
+  [ivywh_leader]=""
+  [ivywh_signing_secret_rotation_timestamp_seconds]="namespace name"
+  [ivywh_account_ivy_calls_total]="account"
+  [ivywh_account_throttled_waits_total]="account"
+  [ivywh_account_rate_limited_total]="account"
+  [process_cpu_seconds_total]=""
+  [process_resident_memory_bytes]=""
+  [process_open_fds]=""
+)
+histograms=" ivywh_reconcile_duration_seconds ivywh_ivy_api_call_duration_seconds "
+# Labels Prometheus puts on every scraped series (a clashing metric label becomes exported_*).
+target_labels=" job namespace pod instance service endpoint container exported_namespace "
+dashboard=$chart/files/dashboards/ivy-webhook-operator.json
+
+# series_are_known FILE: every metric FILE names is one the operator exports, and every label
+# that a selector in FILE matches on is one of that metric's or of its target.
+series_are_known() {
+  local series name base labels label status=0 seen=0
+  while read -r series; do
+    seen=$((seen + 1))
+    name=${series%%\{*}
+    base=$name
+    if [[ ! -v metric_labels[$name] && $name =~ ^(.*)_(bucket|sum|count)$ &&
+      $histograms == *" ${BASH_REMATCH[1]} "* ]]; then
+      base=${BASH_REMATCH[1]}
+    fi
+    if [[ ! -v metric_labels[$base] ]]; then
+      echo "unknown metric: $name"
+      status=1
+      continue
+    fi
+    labels=" ${metric_labels[$base]} $target_labels "
+    [[ $name == *_bucket ]] && labels+=" le "
+    while read -r label; do
+      if [[ -n $label && $labels != *" $label "* ]]; then
+        echo "$name has no label $label: $series"
+        status=1
+      fi
+    done < <(grep -oE '[a-zA-Z_][a-zA-Z0-9_]*[[:space:]]*(=~|!~|!=|=)' <<<"${series#"$name"}" |
+      sed -E 's/[[:space:]]*(=~|!~|!=|=)$//')
+  done < <(grep -oE '\b(ivywh|process)_[a-z0-9_]+(\{[^}]*\})?' "$1" | sort -u)
+  echo "$seen distinct series selectors checked in $1"
+  ((status == 0 && seen > 0))
+}
+# documents_of_kind KIND FILE: the documents of FILE (a render) whose kind is KIND.
+documents_of_kind() {
+  awk -v kind="$1" '
+    /^---/ { if (keep) printf "%s", doc; doc = ""; keep = 0 }
+    { doc = doc $0 "\n" }
+    $0 == "kind: " kind { keep = 1 }
+    END { if (keep) printf "%s", doc }
+  ' "$2"
+}
+documents_of_kind PrometheusRule "$work/rendered-monitoring.yaml" >"$work/prometheusrule.yaml"
+check "the alert rules name only metrics and labels the operator exports" \
+  series_are_known "$work/prometheusrule.yaml"
+check "the dashboard names only metrics and labels the operator exports" series_are_known "$dashboard"
+dashboard_shows_every_metric() {
+  local name status=0
+  for name in "${!metric_labels[@]}"; do
+    grep -q "$name" "$dashboard" || { echo "the dashboard does not show $name"; status=1; }
+  done
+  return "$status"
+}
+check "the dashboard shows every metric the operator exports" dashboard_shows_every_metric
+# No promtool here: at least every expression's brackets must pair up.
+expressions_balanced() {
+  {
+    sed -n "s/^ *expr: '\(.*\)'\$/\1/p" "$work/prometheusrule.yaml"
+    grep -oE '"expr": "([^"\\]|\\.)*"' "$dashboard" | sed 's/^"expr": //'
+  } | awk '
+    {
+      depth = 0; bad = 0; count++
+      for (i = 1; i <= length($0); i++) {
+        c = substr($0, i, 1)
+        if (c == "(" || c == "{" || c == "[") { stack[++depth] = c; continue }
+        if (c != ")" && c != "}" && c != "]") continue
+        open = c == ")" ? "(" : c == "}" ? "{" : "["
+        if (depth == 0 || stack[depth] != open) { bad = 1; break }
+        depth--
+      }
+      if (bad || depth) { print "unbalanced: " $0; status = 1 }
+    }
+    END { printf "%d expressions\n", count; exit status || count < 10 }
+  '
+}
+check "every alert and dashboard expression has balanced brackets" expressions_balanced
+# Grafana skips a dashboard it cannot parse without a word, so the chart refuses to render one.
+refuses_broken_dashboard() {
+  local copy=$work/broken-dashboard/ivy-webhook-operator
+  mkdir -p "$work/broken-dashboard" && cp -R "$chart" "$copy" || return 1
+  printf '{"title": "Ivy webhook operator",\n' >"$copy/files/dashboards/ivy-webhook-operator.json"
+  if helm template ivy-webhook-operator "$copy" --set grafanaDashboard.enabled=true >"$work/broken.out" 2>&1; then
+    echo "rendered a dashboard that is not JSON"
+    return 1
+  fi
+  grep -F "ivy-webhook-operator.json is missing or not valid JSON" "$work/broken.out"
+}
+check "refuses to render a dashboard that is not valid JSON" refuses_broken_dashboard
 single_replica_render_ok() {
   local file=$work/rendered-single-replica.yaml
   rendered_has "$file" "type: Recreate" "replicas: 1" &&
@@ -408,10 +531,12 @@ else
     check "CRD $name established" kubectl wait --for=condition=Established --timeout=60s "crd/$name"
   done
 
-  # stub_crd KIND PLURAL: only when the cluster has no Prometheus Operator, just enough schema
-  # of its KIND for a dry run.
+  # stub_crd KIND PLURAL [SCHEMA]: only when the cluster has no Prometheus Operator, a CRD of
+  # its KIND for dry runs; SCHEMA (openAPIV3Schema, indented by 10) defaults to "anything goes".
   stub_crd() {
     local kind=$1 plural=$2
+    local schema=${3:-          type: object
+          x-kubernetes-preserve-unknown-fields: true}
     local file=$work/$plural-stub-crd.yaml
     cat >"$file" <<EOF
 apiVersion: apiextensions.k8s.io/v1
@@ -434,16 +559,64 @@ spec:
       storage: true
       schema:
         openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
+$schema
 EOF
     ensure_crd "$plural.monitoring.coreos.com" "$file"
   }
-  for stub in ServiceMonitor:servicemonitors PrometheusRule:prometheusrules; do
-    stub_crd "${stub%%:*}" "${stub#*:}" >/dev/null 2>&1 || true
-    check "CRD ${stub#*:}.monitoring.coreos.com established" \
-      kubectl wait --for=condition=Established --timeout=60s "crd/${stub#*:}.monitoring.coreos.com"
+  # The part of the Prometheus Operator's PrometheusRule schema the chart uses, without room for
+  # unknown fields: kubectl's strict field validation then refuses a misspelt or misplaced field.
+  prometheusrule_schema='          type: object
+          properties:
+            apiVersion: {type: string}
+            kind: {type: string}
+            metadata: {type: object}
+            spec:
+              type: object
+              properties:
+                groups:
+                  type: array
+                  items:
+                    type: object
+                    required: [name, rules]
+                    properties:
+                      name: {type: string, minLength: 1}
+                      interval: {type: string, pattern: "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+                      rules:
+                        type: array
+                        minItems: 1
+                        items:
+                          type: object
+                          required: [expr]
+                          properties:
+                            alert: {type: string}
+                            record: {type: string}
+                            expr: {x-kubernetes-int-or-string: true}
+                            for: {type: string, pattern: "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+                            labels: {type: object, additionalProperties: {type: string}}
+                            annotations: {type: object, additionalProperties: {type: string}}'
+  stub_crd ServiceMonitor servicemonitors >/dev/null 2>&1 || true
+  stub_crd PrometheusRule prometheusrules "$prometheusrule_schema" >/dev/null 2>&1 || true
+  for plural in servicemonitors prometheusrules; do
+    check "CRD $plural.monitoring.coreos.com established" \
+      kubectl wait --for=condition=Established --timeout=60s "crd/$plural.monitoring.coreos.com"
   done
+  # So that the dry run of the chart's PrometheusRule below means something.
+  misspelt_rule_refused() {
+    if kubectl apply --dry-run=server -f - <<EOF 2>&1; then
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: chart-check, namespace: $namespace}
+spec:
+  groups:
+    - name: chart-check
+      rules:
+        - {alert: ChartCheck, expr: vector(1), fro: 5m}
+EOF
+      echo "a rule with the unknown field fro was accepted"
+      return 1
+    fi
+  }
+  check "the API server refuses a PrometheusRule with a misspelt field" misspelt_rule_refused
 
   for variant in "${variants[@]}"; do
     check "kubectl apply --dry-run=server ($variant)" \
