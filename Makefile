@@ -26,9 +26,11 @@ unit: ## unit tests only (no cluster)
 k8s-bins: ## build (or reuse) kube-apiserver, etcd, kube-controller-manager, kubectl, helm
 	hack/build-k8s-bins.sh
 
+# The chart renders its CRDs from files/crds/ (templates/crds.yaml), a copy of every file in crds/.
 crd: ## regenerate crds/ and the chart's copy from the Rust types
 	cargo run --locked --quiet --bin ivy-webhook-operator -- crd > crds/webhooksubscriptions.webhooks.ivy.dev.yaml
-	cp crds/webhooksubscriptions.webhooks.ivy.dev.yaml charts/ivy-webhook-operator/crds/
+	rm -f charts/ivy-webhook-operator/files/crds/*.yaml
+	cp crds/*.yaml charts/ivy-webhook-operator/files/crds/
 
 clean-k8s-cache: ## remove the cached Kubernetes binaries (the next test rebuilds them)
 	rm -rf "$${IVY_K8S_CACHE:-$$HOME/.cache/ivy-webhook-operator}"

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Checks the Helm chart charts/ivy-webhook-operator:
-#   1. static: the chart's CRD is a byte copy of crds/, appVersion matches Cargo.toml, every
-#      value in values.yaml is preceded by a comment;
+#   1. static: the chart's files/crds/ is a byte copy of crds/ (and the chart has no crds/
+#      folder), appVersion matches Cargo.toml, every value in values.yaml is preceded by a comment;
 #   2. `helm lint --strict` and `helm template` for the default values and every variant in
-#      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard;
+#      charts/ivy-webhook-operator/ci/*-values.yaml; the renders contain no RBAC wildcard; the
+#      CRDs the chart renders are those of crds/ (apart from the labels and annotations it adds);
+#      the alert rules and the Grafana dashboard name only metrics and labels the operator
+#      exports and have balanced expressions; the chart works as an umbrella chart's dependency;
 #   3. values the chart must refuse are refused (typos, a literal API key, two watched
-#      namespaces, replicas without leader election, the service dialect without its secret);
+#      namespaces, replicas without leader election, the service dialect without its secret, a
+#      chart flag repeated in extraArgs, commonLabels replacing a chart label, broken dashboard JSON);
 #   4. when KUBECONFIG is set: every render and examples/ pass `kubectl apply --dry-run=server`
-#      (after creating the namespaces and the CRDs they need: the chart's CRD and, only if the
-#      cluster has none, a stub ServiceMonitor CRD), and the RBAC, applied for real under
-#      throw-away release names, grants the operator's ServiceAccount exactly the verbs it
-#      needs (kubectl auth can-i). Everything this script created is deleted again.
+#      (after creating the namespaces and the CRDs they need: those of crds/ and, only if the
+#      cluster has none, stub ServiceMonitor and PrometheusRule CRDs), and the RBAC, applied for
+#      real under throw-away release names, grants the operator's ServiceAccount exactly the
+#      verbs it needs (kubectl auth can-i); on a copy of the chart whose CRDs have a group of
+#      their own, `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new
+#      event type), `helm uninstall` keeps it, and another release can take it over.
+#      Everything this script created is deleted again.
 #
 #   hack/chart-check.sh                                # static, lint, render
 #   hack/with-control-plane.sh hack/chart-check.sh     # ... and against a real API server
@@ -20,8 +27,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 chart=$root/charts/ivy-webhook-operator
-crd_name=webhooksubscriptions.webhooks.ivy.dev
-crd_file=crds/$crd_name.yaml
+crd_files=("$root"/crds/*.yaml)
 namespace=ivy-system          # the release namespace of every render
 watched=shop                  # the namespace of the single-namespace variant and of examples/
 
@@ -31,12 +37,16 @@ failed=0
 created_namespaces=()
 created_crds=()
 applied_files=()
+helm_releases=()
 
 log() { printf '[chart-check] %s\n' "$*" >&2; }
 
 cleanup() {
   if [[ -n ${KUBECONFIG:-} ]]; then
-    local file
+    local file release
+    for release in "${helm_releases[@]}"; do
+      helm uninstall --namespace "$namespace" --ignore-not-found "$release" >/dev/null 2>&1 || true
+    done
     for file in "${applied_files[@]}"; do
       kubectl delete --ignore-not-found --wait=false -f "$file" >/dev/null 2>&1 || true
     done
@@ -92,7 +102,24 @@ for tool in helm kubectl; do
 done
 
 # ---- 1. static ---------------------------------------------------------------------------------
-check "chart CRD is a byte copy of $crd_file" cmp "$root/$crd_file" "$chart/$crd_file"
+# The chart renders its CRDs from files/crds/ (templates/crds.yaml); `make crd` copies them there.
+crd_copies_match() {
+  local file status=0
+  for file in "${crd_files[@]}"; do
+    cmp "$file" "$chart/files/crds/$(basename "$file")" || status=1
+  done
+  for file in "$chart"/files/crds/*; do
+    if [[ ! -e $root/crds/$(basename "$file") ]]; then
+      echo "$file is not in crds/"
+      status=1
+    fi
+  done
+  return "$status"
+}
+check "the chart's files/crds/ is a byte copy of crds/ (make crd)" crd_copies_match
+# Helm installs a chart's crds/ folder on the first install only, and a CRD there would
+# collide with the same CRD rendered from templates/crds.yaml.
+check "the chart has no crds/ folder" test ! -e "$chart/crds"
 
 app_version_matches_cargo() {
   local cargo chart_app
@@ -145,10 +172,10 @@ for file in "$chart"/ci/*-values.yaml; do
   variants+=("$name")
 done
 
-# render FILE HELM-ARGS...: the chart as `helm template` renders it, CRDs included.
+# render FILE HELM-ARGS...: the chart as `helm template` renders it.
 render() {
   local file=$1; shift
-  helm template ivy-webhook-operator "$chart" --namespace "$namespace" --include-crds "$@" >"$file"
+  helm template ivy-webhook-operator "$chart" --namespace "$namespace" "$@" >"$file"
 }
 
 values_args() {
@@ -202,6 +229,68 @@ default_render_ok() {
 }
 check "default render: cluster-wide, leader election, 2 replicas, API key file, probes, hardened" \
   default_render_ok
+# canonical_crds OUT FILE...: the CustomResourceDefinitions in the FILEs without their labels and
+# annotations, sorted by name, as Helm's own fromYaml/toYaml writes them (a throw-away chart):
+# two sets compare equal exactly when their content does, whatever their layout.
+canonical_crds() {
+  local out=$1; shift
+  local normalizer=$work/normalizer file i=0
+  rm -rf "$normalizer"
+  mkdir -p "$normalizer/templates" "$normalizer/in"
+  printf 'apiVersion: v2\nname: normalizer\nversion: 0.0.0\n' >"$normalizer/Chart.yaml"
+  for file in "$@"; do
+    cp "$file" "$normalizer/in/$i.yaml"
+    i=$((i + 1))
+  done
+  cat >"$normalizer/templates/crds.yaml" <<'EOF'
+{{- $crds := dict }}
+{{- range $path, $_ := .Files.Glob "in/*.yaml" }}
+{{- range regexSplit "(?m)^---[ \t]*$" ($.Files.Get $path) -1 }}
+{{- $doc := fromYaml . }}
+{{- if eq ($doc.kind | default "") "CustomResourceDefinition" }}
+{{- $_ := unset $doc.metadata "labels" }}
+{{- $_ := unset $doc.metadata "annotations" }}
+{{- $_ := set $crds $doc.metadata.name $doc }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range keys $crds | sortAlpha }}
+---
+{{ get $crds . | toYaml }}
+{{- end }}
+EOF
+  helm template normalizer "$normalizer" >"$out"
+}
+rendered_crds_are_those_of_crds_dir() {
+  canonical_crds "$work/crds-source.yaml" "${crd_files[@]}" || return 1
+  canonical_crds "$work/crds-rendered.yaml" "$work/rendered-default.yaml" || return 1
+  if ! grep -q '^kind: CustomResourceDefinition' "$work/crds-source.yaml"; then
+    echo "no CustomResourceDefinition in crds/"
+    return 1
+  fi
+  diff -u "$work/crds-source.yaml" "$work/crds-rendered.yaml"
+}
+check "default render: the CRDs of crds/, unchanged but for labels and annotations" \
+  rendered_crds_are_those_of_crds_dir
+# count_matches FILE PATTERN EXPECTED
+count_matches() {
+  local found
+  found=$(grep -cE -- "$2" "$1")
+  echo "$found lines match $2 in $1, expected $3"
+  ((found == $3))
+}
+crd_switches_ok() {
+  local crds=${#crd_files[@]}
+  count_matches "$work/rendered-default.yaml" "^kind: CustomResourceDefinition" "$crds" &&
+    count_matches "$work/rendered-default.yaml" "helm.sh/resource-policy: keep" "$crds" &&
+    render "$work/crds-not-kept.yaml" --set crds.keep=false &&
+    count_matches "$work/crds-not-kept.yaml" "^kind: CustomResourceDefinition" "$crds" &&
+    rendered_lacks "$work/crds-not-kept.yaml" "helm.sh/resource-policy" &&
+    render "$work/crds-disabled.yaml" --set crds.enabled=false &&
+    rendered_lacks "$work/crds-disabled.yaml" "^kind: CustomResourceDefinition"
+}
+check "CRDs: kept on uninstall by default, crds.keep=false drops that, crds.enabled=false omits them" \
+  crd_switches_ok
 single_namespace_render_ok() {
   local file=$work/rendered-single-namespace.yaml
   rendered_has "$file" "--watch-namespace=$watched\"" "^  namespace: $watched\$" &&
@@ -211,8 +300,127 @@ check "single-namespace render: --watch-namespace=$watched, Role there, no Clust
   single_namespace_render_ok
 check "service-dialect render: --app-signing-secret-file" \
   rendered_has "$work/rendered-service-dialect.yaml" "--app-signing-secret-file=" "--ivy-dialect=service"
-check "monitoring render: ServiceMonitor and NetworkPolicy" \
-  rendered_has "$work/rendered-monitoring.yaml" "^kind: ServiceMonitor" "^kind: NetworkPolicy"
+monitoring_render_ok() {
+  local file=$work/rendered-monitoring.yaml
+  rendered_has "$file" "^kind: ServiceMonitor" "honorLabels: true" "targetLabel: cluster" \
+    "regex: ivywh_account_" "^kind: PrometheusRule" "^            severity: critical" \
+    "^            team: payments" "^kind: ConfigMap" '^    grafana_dashboard: "1"' \
+    "^    grafana_folder: Ivy" "^  namespace: monitoring$" '"uid": "ivy-webhook-operator"' \
+    "^kind: NetworkPolicy" &&
+    rendered_lacks "$work/rendered-default.yaml" "^kind: PrometheusRule" "^kind: ConfigMap"
+}
+check "monitoring render: ServiceMonitor relabelings, PrometheusRule, dashboard ConfigMap, NetworkPolicy" \
+  monitoring_render_ok
+
+# What the rules and the dashboard may name: the metrics the operator exports
+# (src/controller/metrics.rs, and the monitoring bundle of issue 10), each with its own labels.
+# Histograms also have _bucket (label le), _sum and _count series.
+declare -A metric_labels=(
+  [ivywh_reconciles_total]="result"
+  [ivywh_reconcile_duration_seconds]=""
+  [ivywh_ivy_api_calls_total]="operation status"
+  [ivywh_ivy_api_call_duration_seconds]="operation outcome"
+  [ivywh_resources]="ready"
+  [ivywh_build_info]="version"
+  [ivywh_leader]=""
+  [ivywh_signing_secret_rotation_timestamp_seconds]="namespace name"
+  [ivywh_account_ivy_calls_total]="account"
+  [ivywh_account_throttled_waits_total]="account"
+  [ivywh_account_rate_limited_total]="account"
+  [process_cpu_seconds_total]=""
+  [process_resident_memory_bytes]=""
+  [process_open_fds]=""
+)
+histograms=" ivywh_reconcile_duration_seconds ivywh_ivy_api_call_duration_seconds "
+# Labels Prometheus puts on every scraped series (a clashing metric label becomes exported_*).
+target_labels=" job namespace pod instance service endpoint container exported_namespace "
+dashboard=$chart/files/dashboards/ivy-webhook-operator.json
+
+# series_are_known FILE: every metric FILE names is one the operator exports, and every label
+# that a selector in FILE matches on is one of that metric's or of its target.
+series_are_known() {
+  local series name base labels label status=0 seen=0
+  while read -r series; do
+    seen=$((seen + 1))
+    name=${series%%\{*}
+    base=$name
+    if [[ ! -v metric_labels[$name] && $name =~ ^(.*)_(bucket|sum|count)$ &&
+      $histograms == *" ${BASH_REMATCH[1]} "* ]]; then
+      base=${BASH_REMATCH[1]}
+    fi
+    if [[ ! -v metric_labels[$base] ]]; then
+      echo "unknown metric: $name"
+      status=1
+      continue
+    fi
+    labels=" ${metric_labels[$base]} $target_labels "
+    [[ $name == *_bucket ]] && labels+=" le "
+    while read -r label; do
+      if [[ -n $label && $labels != *" $label "* ]]; then
+        echo "$name has no label $label: $series"
+        status=1
+      fi
+    done < <(grep -oE '[a-zA-Z_][a-zA-Z0-9_]*[[:space:]]*(=~|!~|!=|=)' <<<"${series#"$name"}" |
+      sed -E 's/[[:space:]]*(=~|!~|!=|=)$//')
+  done < <(grep -oE '\b(ivywh|process)_[a-z0-9_]+(\{[^}]*\})?' "$1" | sort -u)
+  echo "$seen distinct series selectors checked in $1"
+  ((status == 0 && seen > 0))
+}
+# documents_of_kind KIND FILE: the documents of FILE (a render) whose kind is KIND.
+documents_of_kind() {
+  awk -v kind="$1" '
+    /^---/ { if (keep) printf "%s", doc; doc = ""; keep = 0 }
+    { doc = doc $0 "\n" }
+    $0 == "kind: " kind { keep = 1 }
+    END { if (keep) printf "%s", doc }
+  ' "$2"
+}
+documents_of_kind PrometheusRule "$work/rendered-monitoring.yaml" >"$work/prometheusrule.yaml"
+check "the alert rules name only metrics and labels the operator exports" \
+  series_are_known "$work/prometheusrule.yaml"
+check "the dashboard names only metrics and labels the operator exports" series_are_known "$dashboard"
+dashboard_shows_every_metric() {
+  local name status=0
+  for name in "${!metric_labels[@]}"; do
+    grep -q "$name" "$dashboard" || { echo "the dashboard does not show $name"; status=1; }
+  done
+  return "$status"
+}
+check "the dashboard shows every metric the operator exports" dashboard_shows_every_metric
+# No promtool here: at least every expression's brackets must pair up.
+expressions_balanced() {
+  {
+    sed -n "s/^ *expr: '\(.*\)'\$/\1/p" "$work/prometheusrule.yaml"
+    grep -oE '"expr": "([^"\\]|\\.)*"' "$dashboard" | sed 's/^"expr": //'
+  } | awk '
+    {
+      depth = 0; bad = 0; count++
+      for (i = 1; i <= length($0); i++) {
+        c = substr($0, i, 1)
+        if (c == "(" || c == "{" || c == "[") { stack[++depth] = c; continue }
+        if (c != ")" && c != "}" && c != "]") continue
+        open = c == ")" ? "(" : c == "}" ? "{" : "["
+        if (depth == 0 || stack[depth] != open) { bad = 1; break }
+        depth--
+      }
+      if (bad || depth) { print "unbalanced: " $0; status = 1 }
+    }
+    END { printf "%d expressions\n", count; exit status || count < 10 }
+  '
+}
+check "every alert and dashboard expression has balanced brackets" expressions_balanced
+# Grafana skips a dashboard it cannot parse without a word, so the chart refuses to render one.
+refuses_broken_dashboard() {
+  local copy=$work/broken-dashboard/ivy-webhook-operator
+  mkdir -p "$work/broken-dashboard" && cp -R "$chart" "$copy" || return 1
+  printf '{"title": "Ivy webhook operator",\n' >"$copy/files/dashboards/ivy-webhook-operator.json"
+  if helm template ivy-webhook-operator "$copy" --set grafanaDashboard.enabled=true >"$work/broken.out" 2>&1; then
+    echo "rendered a dashboard that is not JSON"
+    return 1
+  fi
+  grep -F "ivy-webhook-operator.json is missing or not valid JSON" "$work/broken.out"
+}
+check "refuses to render a dashboard that is not valid JSON" refuses_broken_dashboard
 single_replica_render_ok() {
   local file=$work/rendered-single-replica.yaml
   rendered_has "$file" "type: Recreate" "replicas: 1" &&
@@ -222,6 +430,47 @@ check "single-replica render: Recreate, no --leader-election, no Lease Role, no 
   single_replica_render_ok
 check "json-logs render: --log-format=json" \
   rendered_has "$work/rendered-json-logs.yaml" "--log-format=json"
+extension_points_render_ok() {
+  local file=$work/rendered-extension-points.yaml objects labelled
+  rendered_has "$file" 'image: "registry.example.com/mirror/ivy-webhook-operator:' \
+    '^    reloader.stakater.com/auto: "true"' '^        team: payments' '- "--ivy-rate=5"' \
+    "name: corporate-ca" "mountPath: /etc/ivy-ca" "tcpSocket:" "periodSeconds: 20" \
+    "failureThreshold: 6" "path: /readyz" &&
+    rendered_lacks "$file" "path: /healthz" || return 1
+  # commonLabels: on every object (metadata.labels of a top-level object are indented by 4).
+  objects=$(grep -c '^kind:' "$file")
+  labelled=$(grep -c '^    team: payments$' "$file")
+  echo "$objects objects, $labelled with commonLabels"
+  ((objects > 0 && objects == labelled))
+}
+check "extension-points render: registry, commonLabels everywhere, annotations, extraArgs, volumes, probes" \
+  extension_points_render_ok
+
+# The chart as an umbrella chart's dependency: the parent's global values and the dependency's
+# condition value reach it (the schema must allow both), and the condition switches it off.
+umbrella_renders() {
+  local umbrella=$work/umbrella
+  mkdir -p "$umbrella"
+  cat >"$umbrella/Chart.yaml" <<EOF
+apiVersion: v2
+name: platform
+version: 0.0.0
+dependencies:
+  - name: ivy-webhook-operator
+    version: ">=0.0.0-0"
+    repository: file://$chart
+    condition: ivy-webhook-operator.enabled
+EOF
+  printf 'global:\n  team: payments\nivy-webhook-operator:\n  enabled: true\n' >"$umbrella/values.yaml"
+  helm dependency update "$umbrella" >/dev/null || return 1
+  helm template platform "$umbrella" --namespace "$namespace" >"$work/umbrella-on.yaml" || return 1
+  helm template platform "$umbrella" --namespace "$namespace" \
+    --set ivy-webhook-operator.enabled=false >"$work/umbrella-off.yaml" || return 1
+  rendered_has "$work/umbrella-on.yaml" "^kind: Deployment" &&
+    rendered_lacks "$work/umbrella-off.yaml" "^kind: Deployment"
+}
+check "as an umbrella chart's dependency: global values accepted, condition enabled honoured" \
+  umbrella_renders
 
 # ---- 3. refusals -------------------------------------------------------------------------------
 refuse "a literal API key (ivy.apiKey)" "additional properties 'apiKey' not allowed" --set ivy.apiKey=k
@@ -239,6 +488,16 @@ refuse "several replicas without leader election" "needs leaderElection.enabled=
   --set replicaCount=3 --set leaderElection.enabled=false
 refuse "the service dialect without ivy.appSigningSecret" "needs ivy.appSigningSecret.name" \
   --set ivy.dialect=service
+refuse "a chart flag again in extraArgs" "extraArgs: --log-level is set by the chart" \
+  --set 'extraArgs[0]=--log-level=debug'
+refuse "an extraArgs item that is not a flag" "/extraArgs/0" --set 'extraArgs[0]=debug'
+refuse "the API key in extraArgs" "/extraArgs/0" --set 'extraArgs[0]=--ivy-api-key=k'
+refuse "commonLabels that replace a chart label" "invalid propertyName 'app.kubernetes.io/name'" \
+  --set 'commonLabels.app\.kubernetes\.io/name=x'
+refuse "an extra volume named like the chart's" "/extraVolumes/0/name" \
+  --set 'extraVolumes[0].name=ivy-api-key'
+refuse "a tag or digest in image.repository" "/image/repository" \
+  --set image.repository=ghcr.io/ivy-webhook-operator/ivy-webhook-operator:0.1.0
 
 # ---- 4. against an API server ------------------------------------------------------------------
 if [[ -z ${KUBECONFIG:-} ]]; then
@@ -263,26 +522,36 @@ else
     fi
     kubectl wait --for=condition=Established --timeout=60s "crd/$name"
   }
-  check "the chart's CRD passes a server-side dry run" \
-    kubectl apply --dry-run=server --server-side -f "$chart/$crd_file"
-  ensure_crd "$crd_name" "$chart/$crd_file" >/dev/null 2>&1 || true
-  check "CRD $crd_name established" kubectl wait --for=condition=Established --timeout=60s "crd/$crd_name"
+  crd_name_of() { sed -n '/^metadata:/,/^[^ ]/s/^  name: //p' "$1" | head -n 1; }
+  for file in "${crd_files[@]}"; do
+    name=$(crd_name_of "$file")
+    check "crds/$(basename "$file") passes a server-side dry run" \
+      kubectl apply --dry-run=server --server-side -f "$file"
+    ensure_crd "$name" "$file" >/dev/null 2>&1 || true
+    check "CRD $name established" kubectl wait --for=condition=Established --timeout=60s "crd/$name"
+  done
 
-  # Only when the cluster has no Prometheus Operator: just enough schema for a dry run.
-  cat >"$work/servicemonitor-stub-crd.yaml" <<'EOF'
+  # stub_crd KIND PLURAL [SCHEMA]: only when the cluster has no Prometheus Operator, a CRD of
+  # its KIND for dry runs; SCHEMA (openAPIV3Schema, indented by 10) defaults to "anything goes".
+  stub_crd() {
+    local kind=$1 plural=$2
+    local schema=${3:-          type: object
+          x-kubernetes-preserve-unknown-fields: true}
+    local file=$work/$plural-stub-crd.yaml
+    cat >"$file" <<EOF
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: $plural.monitoring.coreos.com
   labels:
     app.kubernetes.io/name: chart-check-stub
 spec:
   group: monitoring.coreos.com
   names:
-    kind: ServiceMonitor
-    listKind: ServiceMonitorList
-    plural: servicemonitors
-    singular: servicemonitor
+    kind: $kind
+    listKind: ${kind}List
+    plural: $plural
+    singular: ${kind,,}
   scope: Namespaced
   versions:
     - name: v1
@@ -290,12 +559,64 @@ spec:
       storage: true
       schema:
         openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
+$schema
 EOF
-  ensure_crd servicemonitors.monitoring.coreos.com "$work/servicemonitor-stub-crd.yaml" >/dev/null 2>&1 || true
-  check "CRD servicemonitors.monitoring.coreos.com established" \
-    kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com
+    ensure_crd "$plural.monitoring.coreos.com" "$file"
+  }
+  # The part of the Prometheus Operator's PrometheusRule schema the chart uses, without room for
+  # unknown fields: kubectl's strict field validation then refuses a misspelt or misplaced field.
+  prometheusrule_schema='          type: object
+          properties:
+            apiVersion: {type: string}
+            kind: {type: string}
+            metadata: {type: object}
+            spec:
+              type: object
+              properties:
+                groups:
+                  type: array
+                  items:
+                    type: object
+                    required: [name, rules]
+                    properties:
+                      name: {type: string, minLength: 1}
+                      interval: {type: string, pattern: "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+                      rules:
+                        type: array
+                        minItems: 1
+                        items:
+                          type: object
+                          required: [expr]
+                          properties:
+                            alert: {type: string}
+                            record: {type: string}
+                            expr: {x-kubernetes-int-or-string: true}
+                            for: {type: string, pattern: "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+                            labels: {type: object, additionalProperties: {type: string}}
+                            annotations: {type: object, additionalProperties: {type: string}}'
+  stub_crd ServiceMonitor servicemonitors >/dev/null 2>&1 || true
+  stub_crd PrometheusRule prometheusrules "$prometheusrule_schema" >/dev/null 2>&1 || true
+  for plural in servicemonitors prometheusrules; do
+    check "CRD $plural.monitoring.coreos.com established" \
+      kubectl wait --for=condition=Established --timeout=60s "crd/$plural.monitoring.coreos.com"
+  done
+  # So that the dry run of the chart's PrometheusRule below means something.
+  misspelt_rule_refused() {
+    if kubectl apply --dry-run=server -f - <<EOF 2>&1; then
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: chart-check, namespace: $namespace}
+spec:
+  groups:
+    - name: chart-check
+      rules:
+        - {alert: ChartCheck, expr: vector(1), fro: 5m}
+EOF
+      echo "a rule with the unknown field fro was accepted"
+      return 1
+    fi
+  }
+  check "the API server refuses a PrometheusRule with a misspelt field" misspelt_rule_refused
 
   for variant in "${variants[@]}"; do
     check "kubectl apply --dry-run=server ($variant)" \
@@ -378,6 +699,124 @@ EOF
     check "RBAC grants exactly what the operator needs (watching $label)" \
       rbac_checks "$other" "$release-ivy-webhook-operator"
   done
+
+  # CRDs through Helm, on a copy of the chart whose CRDs have a group of their own: installing,
+  # upgrading and uninstalling it never touches the real CRDs or a real WebhookSubscription.
+  test_group=chart-check.ivy.dev
+  test_crd=webhooksubscriptions.$test_group
+  test_chart=$work/crd-lifecycle/ivy-webhook-operator
+  mkdir -p "$work/crd-lifecycle"
+  cp -R "$chart" "$test_chart"
+  sed -i "s/webhooks\.ivy\.dev/$test_group/g" "$test_chart"/files/crds/*.yaml
+  created_crds+=("$test_crd")
+  helm_releases+=(ivywh-crd-check ivywh-crd-adopt)
+
+  # retry CMD...: CMD until it succeeds, for up to 20 seconds (discovery and a changed CRD's
+  # schema reach kubectl and the API server's handlers a moment after the write).
+  retry() {
+    local _
+    for _ in $(seq 20); do
+      "$@" >"$work/retry.out" 2>&1 && { cat "$work/retry.out"; return 0; }
+      sleep 1
+    done
+    cat "$work/retry.out"
+    return 1
+  }
+  # test_subscription EVENT: a WebhookSubscription of the test group, subscribed to EVENT.
+  test_subscription() {
+    cat <<EOF
+apiVersion: $test_group/v1alpha1
+kind: WebhookSubscription
+metadata:
+  name: chart-check
+  namespace: $watched
+spec:
+  url: https://chart-check.example.com/webhooks/ivy
+  events: [$1]
+EOF
+  }
+  # crd_owned_by RELEASE: the CRD is established, belongs to RELEASE and is kept on uninstall.
+  crd_owned_by() {
+    kubectl wait --for=condition=Established --timeout=60s "crd/$test_crd" || return 1
+    local owner policy
+    owner=$(kubectl get crd "$test_crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')
+    policy=$(kubectl get crd "$test_crd" -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}')
+    echo "release-name: $owner, resource-policy: $policy"
+    [[ $owner == "$1" && $policy == keep ]]
+  }
+  install_creates_crd() {
+    helm install ivywh-crd-check "$test_chart" --namespace "$namespace" --hide-notes && crd_owned_by ivywh-crd-check
+  }
+  check "helm install creates the CRD, owned by the release and kept on uninstall" install_creates_crd
+
+  category_and_wide_columns() {
+    test_subscription order_created | kubectl apply -f - || return 1
+    local names header wide
+    names=$(retry kubectl get ivy -n "$watched" -o name) || return 1
+    echo "kubectl get ivy: $names"
+    grep -qx "webhooksubscription.$test_group/chart-check" <<<"$names" || return 1
+    header=$(kubectl get "$test_crd" -n "$watched" | head -n 1)
+    wide=$(kubectl get "$test_crd" -n "$watched" -o wide | head -n 1)
+    printf 'columns: %s\nwide:    %s\n' "$header" "$wide"
+    [[ $header != *MESSAGE* && $wide == *REASON*MESSAGE* ]]
+  }
+  check "kubectl get ivy (the CRD's category) lists it; -o wide adds REASON and MESSAGE" \
+    category_and_wide_columns
+
+  # The next release's CRD: one more printer column and one more event type.
+  grow_test_crd() {
+    local file
+    file=$(grep -l "^  name: $test_crd\$" "$test_chart"/files/crds/*.yaml) || return 1
+    awk '
+      /^    - jsonPath: \.metadata\.creationTimestamp$/ && !column {
+        print "    - jsonPath: .spec.url"; print "      name: ChartCheck"; print "      type: string"
+        column = 1
+      }
+      { print }
+      /^ *- order_created$/ && !event {
+        match($0, /^ */); print substr($0, 1, RLENGTH) "- chart_check_event"; event = 1
+      }
+      END { if (!column || !event) { print "no Age column or no order_created event" > "/dev/stderr"; exit 1 } }
+    ' "$file" >"$file.new" && mv "$file.new" "$file"
+  }
+  new_event_refused() {
+    if test_subscription chart_check_event | kubectl apply --dry-run=server -f - 2>&1; then
+      echo "accepted an event type the CRD does not list"
+      return 1
+    fi
+  }
+  new_event_accepted() { test_subscription chart_check_event | kubectl apply --dry-run=server -f -; }
+  upgrade_changes_crd() {
+    grow_test_crd && helm upgrade ivywh-crd-check "$test_chart" --namespace "$namespace" --hide-notes || return 1
+    local columns
+    columns=$(kubectl get crd "$test_crd" -o jsonpath='{.spec.versions[0].additionalPrinterColumns[*].name}')
+    echo "served columns: $columns"
+    [[ " $columns " == *" ChartCheck "* ]] && retry new_event_accepted
+  }
+  check "before an upgrade, the CRD refuses an event type it does not list" new_event_refused
+  check "helm upgrade changes the CRD in the cluster: new column served, new event type accepted" \
+    upgrade_changes_crd
+
+  uninstall_keeps_crd() {
+    helm uninstall ivywh-crd-check --namespace "$namespace" --wait || return 1
+    kubectl get crd "$test_crd" && kubectl get "$test_crd" chart-check -n "$watched"
+  }
+  check "helm uninstall keeps the CRD and its resources (crds.keep=true)" uninstall_keeps_crd
+
+  # What docs/install.md says to do with a CRD that another release, or kubectl, installed.
+  adopt_kept_crd() {
+    if helm install ivywh-crd-adopt "$test_chart" --namespace "$namespace" >"$work/adopt.out" 2>&1; then
+      echo "installed although the CRD belongs to another release"
+      return 1
+    fi
+    grep -F "invalid ownership metadata" "$work/adopt.out" || { cat "$work/adopt.out"; return 1; }
+    kubectl annotate --overwrite crd "$test_crd" meta.helm.sh/release-name=ivywh-crd-adopt \
+      meta.helm.sh/release-namespace="$namespace" &&
+      kubectl label --overwrite crd "$test_crd" app.kubernetes.io/managed-by=Helm &&
+      helm install ivywh-crd-adopt "$test_chart" --namespace "$namespace" --hide-notes &&
+      crd_owned_by ivywh-crd-adopt
+  }
+  check "a kept CRD is refused to a new release, and taken over after annotating it" adopt_kept_crd
 fi
 
 printf '%d passed, %d failed\n' "$passed" "$failed"

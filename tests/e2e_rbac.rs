@@ -95,6 +95,8 @@ async fn run_with_chart_permissions(watch_one_namespace: bool) {
         "resyncInterval=3s".to_owned(),
         "rotationGracePeriod=3s".to_owned(),
         "leaderElection.leaseDuration=6s".to_owned(),
+        // The tests share the CRD that install_crd() applied; a release may not take it over.
+        "crds.enabled=false".to_owned(),
     ];
     if watch_one_namespace {
         values.push(format!("watchNamespaces={{{}}}", app_ns.name));

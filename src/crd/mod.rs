@@ -35,6 +35,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
     plural = "webhooksubscriptions",
     singular = "webhooksubscription",
     shortname = "ivywh",
+    category = "ivy",
     namespaced,
     cel,
     status = "WebhookSubscriptionStatus",
@@ -45,6 +46,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
     printcolumn(name = "Subscription", type_ = "string", json_path = ".status.subscriptionId"),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 241").message("metadata.name must be at most 241 characters so that the default Secret name '<name>-ivy-webhook' fits in 253"),
 )]

@@ -138,7 +138,15 @@ fn crd_has_short_name_status_and_printer_columns() {
         .collect();
     assert_eq!(
         columns,
-        ["Ready", "Reason", "URL", "Subscription", "Secret", "Age"]
+        [
+            "Ready",
+            "Reason",
+            "URL",
+            "Subscription",
+            "Secret",
+            "Message",
+            "Age"
+        ]
     );
 }
 

@@ -30,8 +30,9 @@ name alone when it already contains the chart name.
 {{- end }}
 
 {{/*
-Labels of every object the chart creates. app.kubernetes.io/managed-by is Helm here; the
-operator's own label value (ivy-webhook-operator) is only ever set on the Secrets it writes.
+Labels of every object the chart creates, then commonLabels (the schema keeps them from
+repeating one of these). app.kubernetes.io/managed-by is Helm here; the operator's own label
+value (ivy-webhook-operator) is only ever set on the Secrets it writes.
 */}}
 {{- define "ivy-webhook-operator.labels" -}}
 helm.sh/chart: {{ include "ivy-webhook-operator.chart" . }}
@@ -40,6 +41,9 @@ app.kubernetes.io/version: {{ (include "ivy-webhook-operator.imageTag" .) | repl
 app.kubernetes.io/component: operator
 app.kubernetes.io/part-of: ivy-webhook-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -69,10 +73,14 @@ Image tag: image.tag, else the chart's appVersion.
 {{- end }}
 
 {{/*
-Full image reference: repository:tag, plus @digest when a digest pins it.
+Full image reference: [registry/]repository:tag, plus @digest when a digest pins it.
 */}}
 {{- define "ivy-webhook-operator.image" -}}
-{{- $ref := printf "%s:%s" .Values.image.repository (include "ivy-webhook-operator.imageTag" .) }}
+{{- $repository := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repository = printf "%s/%s" . $repository }}
+{{- end }}
+{{- $ref := printf "%s:%s" $repository (include "ivy-webhook-operator.imageTag" .) }}
 {{- if .Values.image.digest }}
 {{- $ref = printf "%s@%s" $ref .Values.image.digest }}
 {{- end }}
@@ -118,4 +126,36 @@ Mount paths of the files the operator reads.
 {{- end }}
 {{- define "ivy-webhook-operator.appSigningSecretDir" -}}
 /var/run/secrets/ivy-webhook-operator/app-signing-secret
+{{- end }}
+
+{{/*
+The operator's arguments, from the values (a YAML list). extraArgs come after them.
+*/}}
+{{- define "ivy-webhook-operator.args" -}}
+- run
+- {{ printf "--ivy-base-url=%s" .Values.ivy.baseUrl | quote }}
+- {{ printf "--ivy-dialect=%s" .Values.ivy.dialect | quote }}
+- {{ printf "--ivy-api-key-file=%s/api-key" (include "ivy-webhook-operator.apiKeyDir" .) | quote }}
+{{- if (.Values.ivy.appSigningSecret | default dict).name }}
+- {{ printf "--app-signing-secret-file=%s/signing-secret" (include "ivy-webhook-operator.appSigningSecretDir" .) | quote }}
+{{- end }}
+{{- with .Values.ivy.requestTimeout }}
+- {{ printf "--ivy-request-timeout=%s" . | quote }}
+{{- end }}
+{{- with (include "ivy-webhook-operator.watchNamespace" .) }}
+- {{ printf "--watch-namespace=%s" . | quote }}
+{{- end }}
+- {{ printf "--metrics-addr=0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+- {{ printf "--resync-interval=%s" .Values.resyncInterval | quote }}
+- {{ printf "--rotation-grace-period=%s" .Values.rotationGracePeriod | quote }}
+- {{ printf "--concurrency=%d" (int .Values.concurrency) | quote }}
+{{- if .Values.leaderElection.enabled }}
+- --leader-election
+- {{ printf "--lease-name=%s" (include "ivy-webhook-operator.leaseName" .) | quote }}
+{{- with .Values.leaderElection.leaseDuration }}
+- {{ printf "--lease-duration=%s" . | quote }}
+{{- end }}
+{{- end }}
+- {{ printf "--log-level=%s" .Values.logLevel | quote }}
+- {{ printf "--log-format=%s" .Values.logFormat | quote }}
 {{- end }}
