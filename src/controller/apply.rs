@@ -22,7 +22,7 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
     let target = Target::new(sub, &ctx)?;
     let sub = target.sub.as_ref();
 
-    if let Some(outcome) = preflight(sub, ctx.ivy.capabilities()) {
+    if let Some(outcome) = preflight(sub, target.ivy.capabilities()) {
         return finish(&target, &ctx, outcome, Action::await_change()).await;
     }
 

@@ -88,7 +88,7 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
         return Err(blocked(&target, &ctx, reason).await);
     }
 
-    let capabilities = ctx.ivy.capabilities();
+    let capabilities = target.ivy.capabilities();
     let mut deletion = plan_deletion(sub, stored.as_ref(), capabilities);
     if !deletion.ids.is_empty() && !capabilities.delete {
         events::warning(
@@ -199,7 +199,7 @@ async fn delete_all(
     match deletion.search {
         Search::None => {}
         Search::Marked => {
-            let remotes = ctx.ivy.list().await.map_err(list_error)?;
+            let remotes = target.ivy.list().await.map_err(list_error)?;
             deletion.ids.extend(
                 remotes
                     .into_iter()
@@ -211,7 +211,7 @@ async fn delete_all(
             // No description to carry a marker: Ivy keeps one subscription per URL, so the one
             // at this resource's URL is the one an interrupted create may have left.
             let url = &target.sub.spec.url;
-            let remotes = ctx.ivy.list().await.map_err(list_error)?;
+            let remotes = target.ivy.list().await.map_err(list_error)?;
             for remote in remotes.into_iter().filter(|r| &r.url == url) {
                 // Unless another resource with the same URL manages it.
                 if claimed_by_another(ctx, &target.uid, &remote.id)
@@ -224,7 +224,7 @@ async fn delete_all(
         }
     }
     for id in deletion.ids.iter() {
-        delete_remote(ctx, &target.uid, id).await?;
+        delete_remote(target.ivy.as_ref(), &target.uid, id).await?;
         crash_point!("cleanup-after-remote-delete");
     }
     Ok(())

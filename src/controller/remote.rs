@@ -10,12 +10,12 @@ use crate::controller::events::{self, EventReason};
 use crate::controller::marker::idempotency_key;
 use crate::controller::outcome::{Interrupt, Step};
 use crate::crd::WebhookSubscription;
-use crate::ivy::IvyError;
+use crate::ivy::{IvyApi, IvyError};
 
 /// Deletes one remote subscription; already gone counts as done.
-pub(crate) async fn delete_remote(ctx: &Context, uid: &str, id: &str) -> Step<()> {
+pub(crate) async fn delete_remote(ivy: &dyn IvyApi, uid: &str, id: &str) -> Step<()> {
     let key = idempotency_key("delete", uid, &[id]);
-    match ctx.ivy.delete(id, &key).await {
+    match ivy.delete(id, &key).await {
         Ok(()) | Err(IvyError::NotFound { .. }) => Ok(()),
         Err(error) => Err(Interrupt::Ivy {
             action: "delete a subscription",

@@ -13,6 +13,7 @@ use crate::controller::error::{Error, Result};
 use crate::controller::secret::{StoredSecret, desired_secret};
 use crate::controller::status::{Outcome, compute_status};
 use crate::crd::WebhookSubscription;
+use crate::ivy::{SharedIvyApi, SigningSecret};
 
 /// The one field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "ivy-webhook-operator";
@@ -25,6 +26,10 @@ pub(crate) struct Target {
     /// `namespace/name`, the key for backoff, caches and metrics.
     pub key: String,
     pub secret_name: String,
+    /// The Ivy client of the account this resource uses.
+    pub ivy: SharedIvyApi,
+    /// That account's app signing secret (`service` dialect).
+    pub app_signing_secret: Option<SigningSecret>,
     secrets: Api<Secret>,
     subs: Api<WebhookSubscription>,
     /// What this reconcile last wrote to the Secret, so that unchanged content is not written
@@ -42,6 +47,8 @@ impl Target {
         Ok(Self {
             key: format!("{namespace}/{name}"),
             secret_name: sub.secret_name(),
+            ivy: ctx.ivy.clone(),
+            app_signing_secret: ctx.app_signing_secret.clone(),
             secrets: Api::namespaced(ctx.client.clone(), &namespace),
             subs: Api::namespaced(ctx.client.clone(), &namespace),
             sub,

@@ -38,8 +38,8 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
 }
 
 /// Reads the subscription to adopt.
-pub(crate) async fn read(ctx: &Context, facts: &mut Facts, id: String) -> Step<()> {
-    facts.adoption = match ctx.ivy.get(&id).await {
+pub(crate) async fn read(target: &Target, facts: &mut Facts, id: String) -> Step<()> {
+    facts.adoption = match target.ivy.get(&id).await {
         Ok(remote) => Lookup::Found(remote),
         Err(IvyError::NotFound { .. }) => Lookup::Absent,
         Err(error) => {

@@ -104,7 +104,7 @@ pub(crate) async fn create(
         target.write_secret(&facts.stored, true).await?;
         crash_point!("create-after-attempt-record");
     }
-    let created = match ctx.ivy.create(&request, &key).await {
+    let created = match target.ivy.create(&request, &key).await {
         Ok(created) => created,
         Err(IvyError::Conflict {
             kind: ConflictKind::DuplicateUrl,
@@ -189,7 +189,7 @@ pub(crate) async fn sweep(target: &Target, ctx: &Context, facts: &mut Facts) -> 
         facts.stored.subscription_id.as_deref(),
         facts.stored.previous_subscription_id.as_deref(),
     ];
-    let remotes = ctx
+    let remotes = target
         .ivy
         .list()
         .await
@@ -198,7 +198,7 @@ pub(crate) async fn sweep(target: &Target, ctx: &Context, facts: &mut Facts) -> 
         .iter()
         .filter(|r| is_marked_for(r, &target.uid) && !keep.contains(&Some(r.id.as_str())))
     {
-        delete_remote(ctx, &target.uid, &leftover.id).await?;
+        delete_remote(target.ivy.as_ref(), &target.uid, &leftover.id).await?;
         info!(key = %target.key, subscription = %leftover.id, "deleted a subscription left by an interrupted attempt");
         report_leftover_deleted(ctx, &target.sub, &leftover.id).await;
     }

@@ -59,7 +59,7 @@ pub(crate) async fn read(
     facts: &mut Facts,
     id: String,
 ) -> Step<()> {
-    match ctx.ivy.get(&id).await {
+    match target.ivy.get(&id).await {
         Ok(remote) => facts.remote = Remote::Present(remote),
         Err(IvyError::NotFound { .. }) => {
             events::warning(
@@ -96,7 +96,8 @@ pub(crate) async fn revert(
     // A fresh key per update: an update is idempotent by itself, and a derived key would make
     // Ivy replay the first revert instead of applying a later one that restores the same spec.
     let key = IdempotencyKey::random();
-    ctx.ivy
+    target
+        .ivy
         .update(&id, &patch, &key)
         .await
         .map_err(ivy("update the subscription"))?;

@@ -80,8 +80,8 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
 }
 
 /// Lists Ivy's subscriptions and records the one holding the URL.
-pub(crate) async fn find_holder(ctx: &Context, facts: &mut Facts, url: String) -> Step<()> {
-    let remotes = ctx.ivy.list().await.map_err(ivy("list subscriptions"))?;
+pub(crate) async fn find_holder(target: &Target, facts: &mut Facts, url: String) -> Step<()> {
+    let remotes = target.ivy.list().await.map_err(ivy("list subscriptions"))?;
     if let Some(duplicate) = facts.duplicate.as_mut() {
         duplicate.holder = match remotes.into_iter().find(|r| r.url == url) {
             Some(holder) => Lookup::Found(holder),
@@ -115,7 +115,7 @@ pub(crate) async fn delete_holder(
     facts: &mut Facts,
     id: String,
 ) -> Step<()> {
-    delete_remote(ctx, &target.uid, &id).await?;
+    delete_remote(target.ivy.as_ref(), &target.uid, &id).await?;
     report_leftover_deleted(ctx, &target.sub, &id).await;
     if let Some(duplicate) = facts.duplicate.as_mut() {
         duplicate.cleared = true;

@@ -43,12 +43,12 @@ pub(crate) async fn converge(
 ) -> Step<(Outcome, Duration)> {
     let original = stored.clone();
     let now = ctx.now();
-    let capabilities = ctx.ivy.capabilities();
+    let capabilities = target.ivy.capabilities();
     let inputs = Inputs {
         sub: target.sub.as_ref(),
         uid: &target.uid,
         capabilities,
-        app_secret: ctx.app_signing_secret.as_ref(),
+        app_secret: target.app_signing_secret.as_ref(),
         now,
         rotation_grace_period: ctx.config.rotation_grace_period,
         resync_interval: ctx.config.resync_interval,
@@ -73,9 +73,11 @@ pub(crate) async fn converge(
             Decision::Create(purpose) => {
                 create::create(target, ctx, &inputs, &mut facts, purpose).await?;
             }
-            Decision::ReadForAdoption { id } => adopt::read(ctx, &mut facts, id).await?,
+            Decision::ReadForAdoption { id } => adopt::read(target, &mut facts, id).await?,
             Decision::Adopt(remote) => adopt::adopt(target, ctx, &inputs, &mut facts, remote).await,
-            Decision::FindUrlHolder { url } => duplicate::find_holder(ctx, &mut facts, url).await?,
+            Decision::FindUrlHolder { url } => {
+                duplicate::find_holder(target, &mut facts, url).await?
+            }
             Decision::CheckClaim { id } => {
                 duplicate::check_claim(target, ctx, &mut facts, id).await?;
             }

@@ -74,8 +74,8 @@ pub(crate) async fn finish(
     previous: Option<String>,
 ) -> Step<()> {
     if let Some(previous) = previous {
-        if ctx.ivy.capabilities().delete {
-            delete_remote(ctx, &target.uid, &previous).await?;
+        if target.ivy.capabilities().delete {
+            delete_remote(target.ivy.as_ref(), &target.uid, &previous).await?;
         }
         crash_point!("rotation-after-old-delete");
         events::normal(
