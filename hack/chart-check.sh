@@ -293,10 +293,11 @@ check "CRDs: kept on uninstall by default, crds.keep=false drops that, crds.enab
   crd_switches_ok
 single_namespace_render_ok() {
   local file=$work/rendered-single-namespace.yaml
-  rendered_has "$file" "--watch-namespace=$watched\"" "^  namespace: $watched\$" &&
-    rendered_lacks "$file" "^kind: ClusterRoleBinding"
+  rendered_has "$file" "--watch-namespace=$watched\"" "^  namespace: $watched\$" \
+    "^  name: ivy-system-ivy-webhook-operator-claims$" &&
+    count_matches "$file" "^kind: ClusterRoleBinding" 1
 }
-check "single-namespace render: --watch-namespace=$watched, Role there, no ClusterRoleBinding" \
+check "single-namespace render: --watch-namespace=$watched, Role there, one ClusterRoleBinding (claims)" \
   single_namespace_render_ok
 check "service-dialect render: --app-signing-secret-file" \
   rendered_has "$work/rendered-service-dialect.yaml" "--app-signing-secret-file=" "--ivy-dialect=service"
@@ -679,7 +680,10 @@ EOF
     if [[ -n $other ]]; then
       cannot_i get secrets -n "$other" || return 1
       cannot_i list secrets --all-namespaces || return 1
-      cannot_i list "$subs" --all-namespaces || return 1
+      # Listing WebhookSubscriptions everywhere is the claim check before a take-over.
+      can_i list "$subs" --all-namespaces || return 1
+      cannot_i watch "$subs" --all-namespaces || return 1
+      cannot_i patch "$subs" -n "$other" || return 1
     fi
   }
 

@@ -12,14 +12,14 @@ use tracing::info;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::events::{self, EventReason};
-use crate::controller::marker::is_marked_for;
+use crate::controller::marker::{Marking, marking};
 use crate::controller::outcome::{Interrupt, crash_point};
 use crate::controller::remote::{claimed_by_another, delete_remote};
 use crate::controller::secret::{SecretOwnership, StoredSecret, classify};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
 use crate::crd::{DeletionPolicy, WebhookSubscription};
-use crate::ivy::Capabilities;
+use crate::ivy::{Capabilities, IvyError};
 
 /// How to let a stuck deletion go, for every `CleanupBlocked` message.
 const ESCAPE_HATCH: &str =
@@ -186,7 +186,9 @@ async fn blocked(target: &Target, ctx: &Context, reason: String) -> Error {
     Error::CleanupBlocked { reason }
 }
 
-/// Deletes the known ids and, after an interrupted create, what it may have left.
+/// Deletes the known ids and, after an interrupted create, what it may have left. An id only
+/// the Secret names (which namespace editors can write) is deleted only once it is known to be
+/// this resource's: never another resource's subscription.
 async fn delete_all(
     target: &Target,
     ctx: &Context,
@@ -196,16 +198,30 @@ async fn delete_all(
         action: "list subscriptions",
         error,
     };
+    let mut trusted: BTreeSet<String> = target
+        .sub
+        .status
+        .as_ref()
+        .and_then(|s| s.subscription_id.clone())
+        .into_iter()
+        .collect();
     match deletion.search {
         Search::None => {}
         Search::Marked => {
             let remotes = target.ivy.list().await.map_err(list_error)?;
-            deletion.ids.extend(
-                remotes
-                    .into_iter()
-                    .filter(|r| is_marked_for(r, &target.uid))
-                    .map(|r| r.id),
-            );
+            for remote in remotes.into_iter() {
+                match marking(&remote, &target.uid) {
+                    Marking::Ours => {
+                        trusted.insert(remote.id.clone());
+                        deletion.ids.insert(remote.id);
+                    }
+                    // The Secret names a subscription that is not ours: leave it alone.
+                    Marking::Another => {
+                        deletion.ids.remove(&remote.id);
+                    }
+                    Marking::Unmarked => {}
+                }
+            }
         }
         Search::UrlHolder => {
             // No description to carry a marker: Ivy keeps one subscription per URL, so the one
@@ -214,20 +230,48 @@ async fn delete_all(
             let remotes = target.ivy.list().await.map_err(list_error)?;
             for remote in remotes.into_iter().filter(|r| &r.url == url) {
                 // Unless another resource with the same URL manages it.
-                if claimed_by_another(ctx, &target.uid, &remote.id)
-                    .await?
-                    .is_none()
-                {
+                let owner =
+                    claimed_by_another(ctx, &target.uid, &target.namespace, &remote.id).await?;
+                if owner.is_none() {
+                    trusted.insert(remote.id.clone());
                     deletion.ids.insert(remote.id);
                 }
             }
         }
     }
-    for id in deletion.ids.iter() {
-        delete_remote(target.ivy.as_ref(), &target.uid, id).await?;
+    let ids: Vec<String> = deletion.ids.iter().cloned().collect();
+    for id in ids {
+        if !trusted.contains(&id) && !is_ours(target, ctx, &id).await? {
+            info!(key = %target.key, subscription = %id, "not deleting a subscription that is not this resource's");
+            deletion.ids.remove(&id);
+            continue;
+        }
+        delete_remote(target.ivy.as_ref(), &target.uid, &id).await?;
         crash_point!("cleanup-after-remote-delete");
     }
     Ok(())
+}
+
+/// Whether a subscription only the Secret names is this resource's: it carries our marker,
+/// or no marker and no other resource records it. Gone counts as not ours (nothing to delete).
+async fn is_ours(target: &Target, ctx: &Context, id: &str) -> std::result::Result<bool, Interrupt> {
+    let remote = match target.ivy.get(id).await {
+        Ok(remote) => remote,
+        Err(IvyError::NotFound { .. }) => return Ok(false),
+        Err(error) => {
+            return Err(Interrupt::Ivy {
+                action: "read a subscription before deleting it",
+                error,
+            });
+        }
+    };
+    Ok(match marking(&remote, &target.uid) {
+        Marking::Ours => true,
+        Marking::Another => false,
+        Marking::Unmarked => claimed_by_another(ctx, &target.uid, &target.namespace, id)
+            .await?
+            .is_none(),
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// This replica's name (the pod name), shown as the reporting instance of Events.
     pub instance_name: Option<String>,
+    /// Whether existing subscriptions may be taken over (the adoption annotation, and the
+    /// `service` dialect's take-over of a subscription holding the URL).
+    pub allow_adoption: bool,
 }
 
 impl Default for ControllerConfig {
@@ -46,6 +49,7 @@ impl Default for ControllerConfig {
             recheck_interval: Duration::from_secs(60),
             concurrency: 4,
             instance_name: None,
+            allow_adoption: true,
         }
     }
 }

@@ -42,6 +42,26 @@ pub fn is_marked_for(remote: &RemoteSubscription, uid: &str) -> bool {
         .is_some_and(|found| found == uid)
 }
 
+/// Whose a remote subscription is, by its description's marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marking {
+    /// No marker (or no description in this dialect).
+    Unmarked,
+    /// Created or adopted by the resource with this UID.
+    Ours,
+    /// Created or adopted by another resource.
+    Another,
+}
+
+/// Reads the ownership marker of `remote` relative to the resource with `uid`.
+pub fn marking(remote: &RemoteSubscription, uid: &str) -> Marking {
+    match remote.description.as_deref().and_then(marker_uid) {
+        None => Marking::Unmarked,
+        Some(found) if found == uid => Marking::Ours,
+        Some(_) => Marking::Another,
+    }
+}
+
 /// An idempotency key for one logical call: the same inputs give the same key.
 pub fn idempotency_key(purpose: &str, uid: &str, body_parts: &[&str]) -> IdempotencyKey {
     let mut hasher = Sha256::new();

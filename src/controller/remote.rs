@@ -24,12 +24,16 @@ pub(crate) async fn delete_remote(ivy: &dyn IvyApi, uid: &str, id: &str) -> Step
     }
 }
 
-/// The `namespace/name` of another resource (in the watched scope) whose status names `id`.
-pub(crate) async fn claimed_by_another(ctx: &Context, uid: &str, id: &str) -> Step<Option<String>> {
-    let api: Api<WebhookSubscription> = match &ctx.config.watch_namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
+/// Another resource anywhere in the cluster (not only in this replica's watched scope) whose
+/// status records `id`, described for a message to the user of `namespace`: by name in the
+/// same namespace, never by name in another.
+pub(crate) async fn claimed_by_another(
+    ctx: &Context,
+    uid: &str,
+    namespace: &str,
+    id: &str,
+) -> Step<Option<String>> {
+    let api: Api<WebhookSubscription> = Api::all(ctx.client.clone());
     let all = api
         .list(&Default::default())
         .await
@@ -37,11 +41,11 @@ pub(crate) async fn claimed_by_another(ctx: &Context, uid: &str, id: &str) -> St
     Ok(all.items.into_iter().find_map(|other| {
         let claims = other.status.as_ref()?.subscription_id.as_deref() == Some(id);
         (claims && other.uid().as_deref() != Some(uid)).then(|| {
-            format!(
-                "{}/{}",
-                other.namespace().unwrap_or_default(),
-                other.name_any()
-            )
+            if other.namespace().as_deref() == Some(namespace) {
+                format!("WebhookSubscription {}", other.name_any())
+            } else {
+                "a WebhookSubscription in another namespace".to_owned()
+            }
         })
     }))
 }

@@ -33,6 +33,13 @@ pub enum Reason {
     SecretUnknown,
     /// The adoption annotation names a subscription Ivy does not have.
     AdoptionFailed,
+    /// The subscription belongs to another resource (its marker or another resource's status
+    /// says so), or adoption is turned off.
+    AdoptionRefused,
+    /// The account the resource names is missing or not usable yet.
+    AccountNotReady,
+    /// The account the resource names does not admit the resource's namespace.
+    AccountForbidden,
     /// The configured dialect cannot do what the spec asks.
     Unsupported,
     /// The `paused` annotation stops all calls to Ivy.
@@ -57,6 +64,9 @@ impl Reason {
             Reason::DuplicateUrl => "DuplicateUrl",
             Reason::SecretUnknown => "SecretUnknown",
             Reason::AdoptionFailed => "AdoptionFailed",
+            Reason::AdoptionRefused => "AdoptionRefused",
+            Reason::AccountNotReady => "AccountNotReady",
+            Reason::AccountForbidden => "AccountForbidden",
             Reason::Unsupported => "Unsupported",
             Reason::Paused => "Paused",
             Reason::Deleting => "Deleting",

@@ -23,6 +23,7 @@ pub(crate) struct Target {
     pub sub: Arc<WebhookSubscription>,
     pub uid: String,
     pub name: String,
+    pub namespace: String,
     /// `namespace/name`, the key for backoff, caches and metrics.
     pub key: String,
     pub secret_name: String,
@@ -54,6 +55,7 @@ impl Target {
             sub,
             uid,
             name,
+            namespace,
             persisted: Mutex::new(None),
         })
     }

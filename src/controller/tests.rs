@@ -421,7 +421,12 @@ fn ivy_with_leftover(resource: &WebhookSubscription) -> Arc<FakeIvy> {
 
 #[tokio::test]
 async fn cleanup_deletes_the_stored_subscription_with_one_call() {
-    let resource = sub();
+    // Ready: the status records the subscription the Secret names.
+    let mut resource = sub();
+    resource.status = Some(crate::crd::WebhookSubscriptionStatus {
+        subscription_id: Some("sub-9".into()),
+        ..Default::default()
+    });
     let ivy = ivy_with_leftover(&resource);
     let secret = serde_json::to_value(our_secret(&resource, "sub-9")).unwrap();
     let script = vec![
@@ -432,6 +437,29 @@ async fn cleanup_deletes_the_stored_subscription_with_one_call() {
     ];
     run_with(ivy.clone(), script, |ctx| cleanup(Arc::new(resource), ctx)).await;
     assert_eq!(ivy.calls(), ["delete"]);
+}
+
+#[tokio::test]
+async fn cleanup_never_deletes_another_resources_subscription_a_secret_names() {
+    let resource = sub();
+    let ivy = Arc::new(FakeIvy::default());
+    let mut theirs = remote_for(&resource, "theirs");
+    theirs.description = Some(marked_description(None, "uid-of-another"));
+    ivy.subscriptions
+        .lock()
+        .unwrap()
+        .insert("theirs".into(), theirs);
+    // A Secret written by hand in this namespace, naming another resource's subscription.
+    let secret = serde_json::to_value(our_secret(&resource, "theirs")).unwrap();
+    let script = vec![
+        expect(Method::GET, SECRET_PATH, StatusCode::OK, move |_| {
+            secret.clone()
+        }),
+        event_posted(),
+    ];
+    run_with(ivy.clone(), script, |ctx| cleanup(Arc::new(resource), ctx)).await;
+    assert_eq!(ivy.calls(), ["get"]);
+    assert!(ivy.subscriptions.lock().unwrap().contains_key("theirs"));
 }
 
 #[tokio::test]

@@ -106,6 +106,18 @@ pub struct RunArgs {
     #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
 
+    /// Whether existing subscriptions may be taken over (the subscription-id annotation, and the
+    /// service dialect's take-over of a subscription holding the URL): `--allow-adoption=false`
+    /// refuses every take-over with `AdoptionRefused`.
+    #[arg(
+        long,
+        env = "ALLOW_ADOPTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub allow_adoption: bool,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

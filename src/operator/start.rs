@@ -73,6 +73,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         rotation_grace_period: args.rotation_grace_period,
         concurrency: args.concurrency,
         instance_name: Some(identity.clone()),
+        allow_adoption: args.allow_adoption,
         ..ControllerConfig::default()
     };
     let ctx = Arc::new(Context::new(

@@ -149,6 +149,7 @@ The operator's arguments, from the values (a YAML list). extraArgs come after th
 - {{ printf "--resync-interval=%s" .Values.resyncInterval | quote }}
 - {{ printf "--rotation-grace-period=%s" .Values.rotationGracePeriod | quote }}
 - {{ printf "--concurrency=%d" (int .Values.concurrency) | quote }}
+- {{ printf "--allow-adoption=%t" .Values.allowAdoption | quote }}
 {{- if .Values.leaderElection.enabled }}
 - --leader-election
 - {{ printf "--lease-name=%s" (include "ivy-webhook-operator.leaseName" .) | quote }}

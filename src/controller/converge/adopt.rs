@@ -2,8 +2,11 @@
 //! `webhooks.ivy.dev/subscription-id` annotation (or, in the `service` dialect, the one holding
 //! the URL), instead of creating one. Ivy never reveals an existing subscription's secret, so an
 //! adopted subscription has none until it is rotated (except the app-wide one in `service`).
+//! Only what [`ownership`] allows is adopted, and it is marked as ours before anything else
+//! about it changes (see `drift`).
 
 use super::decision::{Decision, Facts, Inputs, Lookup, Remote};
+use super::ownership;
 use crate::controller::context::Context;
 use crate::controller::events::{self, EventReason};
 use crate::controller::outcome::{Interrupt, Retry, Step};
@@ -21,6 +24,9 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
     if facts.stored.adopted.as_deref() == Some(id) {
         return None;
     }
+    if !inputs.allow_adoption {
+        return Some(ownership::adoption_off(inputs, id));
+    }
     Some(match &facts.adoption {
         Lookup::NotDone => Decision::ReadForAdoption { id: id.to_owned() },
         Lookup::Absent => Decision::Stop {
@@ -33,7 +39,8 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
             ),
             retry: Retry::AwaitChange,
         },
-        Lookup::Found(remote) => Decision::Adopt(remote.clone()),
+        Lookup::Found(remote) => ownership::check_takeover(inputs, facts, remote)
+            .unwrap_or_else(|| Decision::Adopt(remote.clone())),
     })
 }
 

@@ -30,6 +30,11 @@ pub(crate) struct Inputs<'a> {
     pub needs_owner: bool,
     /// The resource is being deleted: nothing may be created for it.
     pub deleting: bool,
+    /// Whether existing subscriptions may be taken over.
+    pub allow_adoption: bool,
+    /// The subscription id the operator last recorded in the status (only the operator writes
+    /// the status, so this id was verified as this resource's).
+    pub recorded_id: Option<&'a str>,
 }
 
 /// The result of looking something up during this reconcile.
@@ -59,8 +64,6 @@ pub(crate) struct Duplicate {
     pub url: String,
     /// The subscription at Ivy that holds the URL.
     pub holder: Lookup<RemoteSubscription>,
-    /// Another resource that claims the holder (`namespace/name`).
-    pub claimed_by: Lookup<String>,
     /// The holder was ours (left by an interrupted attempt) and has been deleted.
     pub cleared: bool,
 }
@@ -70,7 +73,6 @@ impl Duplicate {
         Self {
             url,
             holder: Lookup::NotDone,
-            claimed_by: Lookup::NotDone,
             cleared: false,
         }
     }
@@ -94,6 +96,9 @@ pub(crate) struct Facts {
     pub interrupted: bool,
     /// Leftovers of interrupted attempts were looked for in this reconcile.
     pub swept: bool,
+    /// Which subscriptions another resource in the cluster claims: id, and `Some(who)` (safe
+    /// to show: never another namespace's names) when claimed, `None` when free.
+    pub claims: Vec<(String, Option<String>)>,
 }
 
 impl Facts {
@@ -102,6 +107,15 @@ impl Facts {
             interrupted: stored.attempt.is_some(),
             stored,
             ..Self::default()
+        }
+    }
+
+    /// What is known about another resource claiming `id`.
+    pub fn claim_of(&self, id: &str) -> Lookup<String> {
+        match self.claims.iter().find(|(known, _)| known == id) {
+            None => Lookup::NotDone,
+            Some((_, None)) => Lookup::Absent,
+            Some((_, Some(owner))) => Lookup::Found(owner.clone()),
         }
     }
 
@@ -152,8 +166,11 @@ pub(crate) enum Decision {
     Adopt(RemoteSubscription),
     /// Find which subscription holds a URL Ivy called taken.
     FindUrlHolder { url: String },
-    /// Ask whether another resource claims this subscription.
+    /// Ask whether another resource in the cluster claims this subscription.
     CheckClaim { id: String },
+    /// Put this resource's marker on a subscription it took over, before changing anything
+    /// else about it.
+    MarkOwned { id: String, description: String },
     /// Delete a URL holder left by an interrupted attempt of ours.
     DeleteUrlHolder { id: String },
     /// Read the stored subscription to compare it with the spec.

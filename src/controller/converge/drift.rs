@@ -6,9 +6,11 @@ use std::hash::{Hash, Hasher};
 use tracing::info;
 
 use super::decision::{Decision, Facts, Inputs, Remote};
+use super::ownership;
 use crate::controller::context::Context;
 use crate::controller::desired::{changed_fields, current_url, desired_request, drift_patch};
 use crate::controller::events::{self, EventReason};
+use crate::controller::marker::{Marking, marking};
 use crate::controller::outcome::{Interrupt, Step, crash_point, ivy};
 use crate::controller::secret::StoredSecret;
 use crate::controller::target::Target;
@@ -30,6 +32,21 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
         Remote::Present(remote) => {
             let url = current_url(inputs.sub, &facts.stored);
             let desired = desired_request(inputs.sub, inputs.uid, &url);
+            // A subscription the status never recorded (just adopted, or named only by the
+            // Secret, which namespace editors can write) is checked before anything changes,
+            // and marked as ours first.
+            if inputs.recorded_id != Some(remote.id.as_str()) {
+                if let Some(decision) = ownership::check_takeover(inputs, facts, remote) {
+                    return Some(decision);
+                }
+                let marked = marking(remote, inputs.uid) == Marking::Ours;
+                if inputs.capabilities.description && !marked {
+                    return Some(Decision::MarkOwned {
+                        id: remote.id.clone(),
+                        description: desired.description.unwrap_or_default(),
+                    });
+                }
+            }
             let patch = drift_patch(&desired, remote, inputs.capabilities);
             (!patch.is_empty()).then(|| Decision::Revert {
                 id: remote.id.clone(),
@@ -81,6 +98,27 @@ pub(crate) async fn read(
             });
         }
     }
+    Ok(())
+}
+
+/// Writes this resource's marker into a subscription it takes over, and nothing else, so that
+/// every other resource's take-over is refused from now on.
+pub(crate) async fn mark_owned(
+    target: &Target,
+    facts: &mut Facts,
+    id: String,
+    description: String,
+) -> Step<()> {
+    let patch = SubscriptionPatch {
+        description: Some(description),
+        ..SubscriptionPatch::default()
+    };
+    let marked = target
+        .ivy
+        .update(&id, &patch, &IdempotencyKey::random())
+        .await
+        .map_err(ivy("mark the subscription as this resource's"))?;
+    facts.remote = Remote::Present(marked);
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! A create Ivy refused because the URL is taken: find the holder and decide whose it is.
 //! Ours, left by an interrupted attempt whose secret is lost: delete it and try again. In the
-//! `service` dialect (no marker, the secret belongs to the app): take it over unless another
-//! resource claims it. Anyone else's: report `DuplicateUrl`.
+//! `service` dialect (no marker, the secret belongs to the app): take it over where the
+//! ownership rule allows. Anyone else's: report `DuplicateUrl`.
 
 use super::decision::{Decision, Facts, Inputs, Lookup};
+use super::ownership;
 use crate::controller::context::Context;
 use crate::controller::marker::is_marked_for;
 use crate::controller::outcome::{Retry, Step, ivy};
-use crate::controller::remote::{claimed_by_another, delete_remote, report_leftover_deleted};
+use crate::controller::remote::{delete_remote, report_leftover_deleted};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
 use crate::crd::ANNOTATION_ADOPT;
@@ -35,26 +36,15 @@ pub(crate) fn plan(inputs: &Inputs, facts: &Facts) -> Option<Decision> {
         Lookup::Found(holder) => holder,
     };
     if !inputs.capabilities.per_subscription_secret {
-        // Without a description there is no marker: another resource with the same URL may
-        // already manage this subscription, and two owners would delete it under each other.
-        return Some(match &duplicate.claimed_by {
-            Lookup::NotDone => Decision::CheckClaim {
-                id: holder.id.clone(),
-            },
-            Lookup::Found(owner) => Decision::Stop {
-                outcome: Outcome::new(
-                    Reason::DuplicateUrl,
-                    format!(
-                        "subscription {} for {url} is already managed by WebhookSubscription {owner}",
-                        holder.id
-                    ),
-                    None,
-                ),
-                retry,
-            },
-            // The secret belongs to the app, so nothing is lost by taking it over.
-            Lookup::Absent => Decision::Adopt(holder.clone()),
-        });
+        // The secret belongs to the app, so nothing is lost by taking the holder over, as long
+        // as no other resource manages it (two owners would delete it under each other).
+        if !inputs.allow_adoption {
+            return Some(ownership::adoption_off(inputs, &holder.id));
+        }
+        return Some(
+            ownership::check_takeover(inputs, facts, holder)
+                .unwrap_or_else(|| Decision::Adopt(holder.clone())),
+        );
     }
     if is_marked_for(holder, inputs.uid) {
         // Left by an interrupted create of ours; its secret is gone, so replace it.
@@ -85,23 +75,6 @@ pub(crate) async fn find_holder(target: &Target, facts: &mut Facts, url: String)
     if let Some(duplicate) = facts.duplicate.as_mut() {
         duplicate.holder = match remotes.into_iter().find(|r| r.url == url) {
             Some(holder) => Lookup::Found(holder),
-            None => Lookup::Absent,
-        };
-    }
-    Ok(())
-}
-
-/// Records whether another resource claims the holder.
-pub(crate) async fn check_claim(
-    target: &Target,
-    ctx: &Context,
-    facts: &mut Facts,
-    id: String,
-) -> Step<()> {
-    let owner = claimed_by_another(ctx, &target.uid, &id).await?;
-    if let Some(duplicate) = facts.duplicate.as_mut() {
-        duplicate.claimed_by = match owner {
-            Some(owner) => Lookup::Found(owner),
             None => Lookup::Absent,
         };
     }

@@ -11,6 +11,7 @@ mod create;
 mod decision;
 mod drift;
 mod duplicate;
+mod ownership;
 mod rotation;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ use self::decision::{Decision, Facts, Inputs};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::outcome::{Interrupt, Step, crash_point};
+use crate::controller::remote::claimed_by_another;
 use crate::controller::secret::StoredSecret;
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
@@ -57,6 +59,12 @@ pub(crate) async fn converge(
             .fresh_fingerprint(&target.key, ctx.config.resync_interval, now),
         needs_owner,
         deleting: target.sub.metadata.deletion_timestamp.is_some(),
+        allow_adoption: ctx.config.allow_adoption,
+        recorded_id: target
+            .sub
+            .status
+            .as_ref()
+            .and_then(|s| s.subscription_id.as_deref()),
     };
     let mut facts = Facts::new(stored);
     for _ in 0..MAX_DECISIONS {
@@ -79,7 +87,11 @@ pub(crate) async fn converge(
                 duplicate::find_holder(target, &mut facts, url).await?
             }
             Decision::CheckClaim { id } => {
-                duplicate::check_claim(target, ctx, &mut facts, id).await?;
+                let owner = claimed_by_another(ctx, &target.uid, &target.namespace, &id).await?;
+                facts.claims.push((id, owner));
+            }
+            Decision::MarkOwned { id, description } => {
+                drift::mark_owned(target, &mut facts, id, description).await?;
             }
             Decision::DeleteUrlHolder { id } => {
                 duplicate::delete_holder(target, ctx, &mut facts, id).await?;
@@ -176,6 +188,7 @@ fn decision_name(decision: &Decision) -> &'static str {
         Decision::Adopt(_) => "adopt",
         Decision::FindUrlHolder { .. } => "find-url-holder",
         Decision::CheckClaim { .. } => "check-claim",
+        Decision::MarkOwned { .. } => "mark-owned",
         Decision::DeleteUrlHolder { .. } => "delete-url-holder",
         Decision::Read { .. } => "read",
         Decision::Revert { .. } => "revert",

@@ -56,6 +56,14 @@ fn foreign_remote(id: &str) -> RemoteSubscription {
     }
 }
 
+/// A subscription made at Ivy by hand: no marker.
+fn unmarked_remote(id: &str) -> RemoteSubscription {
+    RemoteSubscription {
+        description: Some("made by hand".into()),
+        ..matching_remote(id)
+    }
+}
+
 fn stored_with(id: &str) -> StoredSecret {
     StoredSecret {
         subscription_id: Some(id.into()),
@@ -74,6 +82,8 @@ struct Situation {
     verified: bool,
     needs_owner: bool,
     deleting: bool,
+    allow_adoption: bool,
+    recorded_id: Option<String>,
 }
 
 impl Situation {
@@ -86,7 +96,18 @@ impl Situation {
             verified: false,
             needs_owner: false,
             deleting: false,
+            allow_adoption: true,
+            recorded_id: None,
         }
+    }
+    fn adoption_off(mut self) -> Self {
+        self.allow_adoption = false;
+        self
+    }
+    /// The status records `id` (the operator verified it as this resource's).
+    fn recorded(mut self, id: &str) -> Self {
+        self.recorded_id = Some(id.into());
+        self
     }
     fn deleting(mut self) -> Self {
         self.deleting = true;
@@ -135,6 +156,8 @@ impl Situation {
                 .then(|| fingerprint(&self.sub, &self.facts.stored)),
             needs_owner: self.needs_owner,
             deleting: self.deleting,
+            allow_adoption: self.allow_adoption,
+            recorded_id: self.recorded_id.as_deref(),
         };
         plan(&inputs, &self.facts)
     }
@@ -279,25 +302,81 @@ fn planning_table() {
             Decision::ReadForAdoption { id: "sub-9".into() },
         ),
         (
-            "adoption target found: adopt it",
+            "unmarked adoption target: ask whether another resource claims it",
             Situation::new()
                 .annotate(ANNOTATION_ADOPT, "sub-9")
-                .facts(|f| f.adoption = Lookup::Found(foreign_remote("sub-9"))),
-            Decision::Adopt(foreign_remote("sub-9")),
+                .facts(|f| f.adoption = Lookup::Found(unmarked_remote("sub-9"))),
+            Decision::CheckClaim { id: "sub-9".into() },
         ),
         (
-            "adopted subscription read back: its drift (our marker) is reverted",
+            "unmarked adoption target nobody claims: adopt it",
+            Situation::new()
+                .annotate(ANNOTATION_ADOPT, "sub-9")
+                .facts(|f| {
+                    f.adoption = Lookup::Found(unmarked_remote("sub-9"));
+                    f.claims.push(("sub-9".into(), None));
+                }),
+            Decision::Adopt(unmarked_remote("sub-9")),
+        ),
+        (
+            "adoption target with our own marker (a lost secret): adopt it",
+            Situation::new()
+                .annotate(ANNOTATION_ADOPT, "sub-9")
+                .facts(|f| f.adoption = Lookup::Found(matching_remote("sub-9"))),
+            Decision::Adopt(matching_remote("sub-9")),
+        ),
+        (
+            "just adopted: mark it as ours before anything else changes",
             Situation::new()
                 .stored(StoredSecret {
                     adopted: Some("sub-9".into()),
                     signing_secret: None,
                     ..stored_with("sub-9")
                 })
-                .facts(|f| f.remote = Remote::Present(foreign_remote("sub-9"))),
+                .facts(|f| {
+                    f.remote = Remote::Present(RemoteSubscription {
+                        url: "https://elsewhere.example.com/hook".into(),
+                        ..unmarked_remote("sub-9")
+                    });
+                    f.claims.push(("sub-9".into(), None));
+                }),
+            Decision::MarkOwned {
+                id: "sub-9".into(),
+                description: matching_remote("sub-9").description.unwrap(),
+            },
+        ),
+        (
+            "adopted and marked: the rest of the spec is restored",
+            Situation::new()
+                .stored(StoredSecret {
+                    adopted: Some("sub-9".into()),
+                    signing_secret: None,
+                    ..stored_with("sub-9")
+                })
+                .facts(|f| {
+                    f.remote = Remote::Present(RemoteSubscription {
+                        url: "https://elsewhere.example.com/hook".into(),
+                        ..matching_remote("sub-9")
+                    });
+                }),
             Decision::Revert {
                 id: "sub-9".into(),
                 patch: SubscriptionPatch {
-                    description: matching_remote("sub-9").description,
+                    url: Some(sub().spec.url),
+                    ..SubscriptionPatch::default()
+                },
+            },
+        ),
+        (
+            "recorded in the status: drift in the description is plain drift",
+            Situation::new()
+                .recorded("sub-1")
+                .stored(stored_with("sub-1"))
+                .facts(|f| f.remote = Remote::Present(unmarked_remote("sub-1"))),
+            Decision::Revert {
+                id: "sub-1".into(),
+                patch: SubscriptionPatch {
+                    description: matching_remote("sub-1").description,
                     ..SubscriptionPatch::default()
                 },
             },
@@ -393,18 +472,17 @@ fn planning_table() {
         (
             "service dialect duplicate URL: ask whether another resource claims it",
             Situation::new().service("whsec_app").facts(|f| {
-                f.duplicate = Some(duplicate(Lookup::Found(foreign_remote("sub-7"))));
+                f.duplicate = Some(duplicate(Lookup::Found(unmarked_remote("sub-7"))));
             }),
             Decision::CheckClaim { id: "sub-7".into() },
         ),
         (
             "service dialect duplicate URL nobody claims: take it over",
             Situation::new().service("whsec_app").facts(|f| {
-                let mut d = duplicate(Lookup::Found(foreign_remote("sub-7")));
-                d.claimed_by = Lookup::Absent;
-                f.duplicate = Some(d);
+                f.duplicate = Some(duplicate(Lookup::Found(unmarked_remote("sub-7"))));
+                f.claims.push(("sub-7".into(), None));
             }),
-            Decision::Adopt(foreign_remote("sub-7")),
+            Decision::Adopt(unmarked_remote("sub-7")),
         ),
         (
             "service dialect rotation request: recorded as unsupported",
@@ -432,6 +510,55 @@ fn stops_that_wait_for_the_user() {
             Retry::AwaitChange,
         ),
         (
+            "adoption turned off",
+            Situation::new()
+                .adoption_off()
+                .annotate(ANNOTATION_ADOPT, "sub-9"),
+            Reason::AdoptionRefused,
+            Retry::After(RESYNC),
+        ),
+        (
+            "adoption target carrying another resource's marker",
+            Situation::new()
+                .annotate(ANNOTATION_ADOPT, "sub-9")
+                .facts(|f| f.adoption = Lookup::Found(foreign_remote("sub-9"))),
+            Reason::AdoptionRefused,
+            Retry::After(RESYNC),
+        ),
+        (
+            "adoption target another resource records in its status",
+            Situation::new()
+                .annotate(ANNOTATION_ADOPT, "sub-9")
+                .facts(|f| {
+                    f.adoption = Lookup::Found(unmarked_remote("sub-9"));
+                    f.claims.push((
+                        "sub-9".into(),
+                        Some("a WebhookSubscription in another namespace".into()),
+                    ));
+                }),
+            Reason::AdoptionRefused,
+            Retry::After(RESYNC),
+        ),
+        (
+            "a Secret naming another resource's subscription (never recorded in our status)",
+            Situation::new()
+                .stored(stored_with("sub-5"))
+                .facts(|f| f.remote = Remote::Present(foreign_remote("sub-5"))),
+            Reason::AdoptionRefused,
+            Retry::After(RESYNC),
+        ),
+        (
+            "service dialect duplicate URL with adoption turned off",
+            Situation::new()
+                .service("whsec_app")
+                .adoption_off()
+                .facts(|f| {
+                    f.duplicate = Some(duplicate(Lookup::Found(unmarked_remote("sub-7"))));
+                }),
+            Reason::AdoptionRefused,
+            Retry::After(RESYNC),
+        ),
+        (
             "adoption target missing at Ivy",
             Situation::new()
                 .annotate(ANNOTATION_ADOPT, "sub-9")
@@ -454,13 +581,15 @@ fn stops_that_wait_for_the_user() {
             Retry::After(RESYNC),
         ),
         (
-            "service dialect duplicate URL claimed by another resource",
+            "service dialect duplicate URL another resource records in its status",
             Situation::new().service("whsec_app").facts(|f| {
-                let mut d = duplicate(Lookup::Found(foreign_remote("sub-7")));
-                d.claimed_by = Lookup::Found("other/orders".into());
-                f.duplicate = Some(d);
+                f.duplicate = Some(duplicate(Lookup::Found(unmarked_remote("sub-7"))));
+                f.claims.push((
+                    "sub-7".into(),
+                    Some("a WebhookSubscription in another namespace".into()),
+                ));
             }),
-            Reason::DuplicateUrl,
+            Reason::AdoptionRefused,
             Retry::After(RESYNC),
         ),
     ];
