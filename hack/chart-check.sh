@@ -51,7 +51,8 @@ cleanup() {
       kubectl delete --ignore-not-found --wait=false -f "$file" >/dev/null 2>&1 || true
     done
     if ((${#created_crds[@]})); then
-      kubectl delete crd --ignore-not-found --wait=false "${created_crds[@]}" >/dev/null 2>&1 || true
+      # Waited for: a CRD still being deleted would linger in the tests that follow.
+      kubectl delete crd --ignore-not-found --timeout=60s "${created_crds[@]}" >/dev/null 2>&1 || true
     fi
     if ((${#created_namespaces[@]})); then
       kubectl delete namespace --ignore-not-found --wait=false "${created_namespaces[@]}" >/dev/null 2>&1 || true
@@ -711,7 +712,9 @@ EOF
   test_chart=$work/crd-lifecycle/ivy-webhook-operator
   mkdir -p "$work/crd-lifecycle"
   cp -R "$chart" "$test_chart"
-  sed -i "s/webhooks\.ivy\.dev/$test_group/g" "$test_chart"/files/crds/*.yaml
+  # A group and short name of its own: kubectl must never resolve `ivywh` to the copy.
+  sed -i -e "s/webhooks\.ivy\.dev/$test_group/g" -e "s/^    - ivywh\$/    - ivywhcheck/" \
+    "$test_chart"/files/crds/*.yaml
   created_crds+=("$test_crd")
   helm_releases+=(ivywh-crd-check ivywh-crd-adopt)
 

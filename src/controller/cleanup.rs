@@ -14,7 +14,7 @@ use crate::controller::error::{Error, Result};
 use crate::controller::events::{self, EventReason};
 use crate::controller::marker::{Marking, marking};
 use crate::controller::outcome::{Interrupt, crash_point};
-use crate::controller::remote::{claimed_by_another, delete_remote};
+use crate::controller::remote::{Claim, claimed_by_another, delete_remote};
 use crate::controller::secret::{SecretOwnership, StoredSecret, classify};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
@@ -230,8 +230,11 @@ async fn delete_all(
             let remotes = target.ivy.list().await.map_err(list_error)?;
             for remote in remotes.into_iter().filter(|r| &r.url == url) {
                 // Unless another resource with the same URL manages it.
-                let owner =
-                    claimed_by_another(ctx, &target.uid, &target.namespace, &remote.id).await?;
+                let claim = Claim {
+                    id: &remote.id,
+                    marker_uid: None,
+                };
+                let owner = claimed_by_another(ctx, &target.uid, &target.namespace, claim).await?;
                 if owner.is_none() {
                     trusted.insert(remote.id.clone());
                     deletion.ids.insert(remote.id);
@@ -268,9 +271,15 @@ async fn is_ours(target: &Target, ctx: &Context, id: &str) -> std::result::Resul
     Ok(match marking(&remote, &target.uid) {
         Marking::Ours => true,
         Marking::Another => false,
-        Marking::Unmarked => claimed_by_another(ctx, &target.uid, &target.namespace, id)
-            .await?
-            .is_none(),
+        Marking::Unmarked => {
+            let claim = Claim {
+                id,
+                marker_uid: None,
+            };
+            claimed_by_another(ctx, &target.uid, &target.namespace, claim)
+                .await?
+                .is_none()
+        }
     })
 }
 

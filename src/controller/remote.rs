@@ -24,14 +24,23 @@ pub(crate) async fn delete_remote(ivy: &dyn IvyApi, uid: &str, id: &str) -> Step
     }
 }
 
-/// Another resource anywhere in the cluster (not only in this replica's watched scope) whose
-/// status records `id`, described for a message to the user of `namespace`: by name in the
-/// same namespace, never by name in another.
+/// A subscription whose owner is being looked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Claim<'a> {
+    pub id: &'a str,
+    /// The UID in the subscription's marker, if it has one.
+    pub marker_uid: Option<&'a str>,
+}
+
+/// Another live resource anywhere in the cluster (not only in this replica's watched scope)
+/// that owns the subscription: records its id in the status, or has its marker's UID.
+/// Described for a message to the user of `namespace`: by name in the same namespace, never by
+/// name in another.
 pub(crate) async fn claimed_by_another(
     ctx: &Context,
     uid: &str,
     namespace: &str,
-    id: &str,
+    claim: Claim<'_>,
 ) -> Step<Option<String>> {
     let api: Api<WebhookSubscription> = Api::all(ctx.client.clone());
     let all = api
@@ -39,8 +48,14 @@ pub(crate) async fn claimed_by_another(
         .await
         .map_err(|source| Interrupt::Kube(Error::ListResources { source }))?;
     Ok(all.items.into_iter().find_map(|other| {
-        let claims = other.status.as_ref()?.subscription_id.as_deref() == Some(id);
-        (claims && other.uid().as_deref() != Some(uid)).then(|| {
+        let other_uid = other.uid();
+        let records = other
+            .status
+            .as_ref()
+            .and_then(|s| s.subscription_id.as_deref())
+            == Some(claim.id);
+        let marked = claim.marker_uid.is_some() && other_uid.as_deref() == claim.marker_uid;
+        ((records || marked) && other_uid.as_deref() != Some(uid)).then(|| {
             if other.namespace().as_deref() == Some(namespace) {
                 format!("WebhookSubscription {}", other.name_any())
             } else {

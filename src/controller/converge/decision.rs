@@ -166,8 +166,12 @@ pub(crate) enum Decision {
     Adopt(RemoteSubscription),
     /// Find which subscription holds a URL Ivy called taken.
     FindUrlHolder { url: String },
-    /// Ask whether another resource in the cluster claims this subscription.
-    CheckClaim { id: String },
+    /// Ask whether another live resource in the cluster owns this subscription: records it in
+    /// its status, or has the UID its marker carries.
+    CheckClaim {
+        id: String,
+        marker_uid: Option<String>,
+    },
     /// Put this resource's marker on a subscription it took over, before changing anything
     /// else about it.
     MarkOwned { id: String, description: String },

@@ -25,7 +25,7 @@ use self::decision::{Decision, Facts, Inputs};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::outcome::{Interrupt, Step, crash_point};
-use crate::controller::remote::claimed_by_another;
+use crate::controller::remote::{Claim, claimed_by_another};
 use crate::controller::secret::StoredSecret;
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
@@ -86,8 +86,12 @@ pub(crate) async fn converge(
             Decision::FindUrlHolder { url } => {
                 duplicate::find_holder(target, &mut facts, url).await?
             }
-            Decision::CheckClaim { id } => {
-                let owner = claimed_by_another(ctx, &target.uid, &target.namespace, &id).await?;
+            Decision::CheckClaim { id, marker_uid } => {
+                let claim = Claim {
+                    id: &id,
+                    marker_uid: marker_uid.as_deref(),
+                };
+                let owner = claimed_by_another(ctx, &target.uid, &target.namespace, claim).await?;
                 facts.claims.push((id, owner));
             }
             Decision::MarkOwned { id, description } => {

@@ -1,10 +1,12 @@
 //! The rule every take-over follows (adoption, the `service` dialect's take-over of a URL
 //! holder, and a Secret naming a subscription the status never recorded): a subscription may
-//! become this resource's only when it carries no marker or this resource's own, and no other
-//! WebhookSubscription in the cluster records it in its status. A shared rule, not a step.
+//! become this resource's only when no other live WebhookSubscription in the cluster owns it:
+//! none whose UID its marker carries, none that records it in its status. (A marker of a
+//! resource that no longer exists, e.g. one deleted with `deletionPolicy: Orphan`, owns
+//! nothing.) A shared rule, not a step.
 
 use super::decision::{Decision, Facts, Inputs, Lookup};
-use crate::controller::marker::{Marking, marking};
+use crate::controller::marker::{Marking, marker_uid, marking};
 use crate::controller::outcome::Retry;
 use crate::controller::status::{Outcome, Reason};
 use crate::ivy::RemoteSubscription;
@@ -16,16 +18,20 @@ pub(crate) fn check_takeover(
     facts: &Facts,
     remote: &RemoteSubscription,
 ) -> Option<Decision> {
-    match marking(remote, inputs.uid) {
-        Marking::Another => Some(refuse(inputs, &remote.id, "another WebhookSubscription")),
-        Marking::Ours => None,
-        Marking::Unmarked => match facts.claim_of(&remote.id) {
-            Lookup::NotDone => Some(Decision::CheckClaim {
-                id: remote.id.clone(),
-            }),
-            Lookup::Found(owner) => Some(refuse(inputs, &remote.id, &owner)),
-            Lookup::Absent => None,
-        },
+    if marking(remote, inputs.uid) == Marking::Ours {
+        return None;
+    }
+    match facts.claim_of(&remote.id) {
+        Lookup::NotDone => Some(Decision::CheckClaim {
+            id: remote.id.clone(),
+            marker_uid: remote
+                .description
+                .as_deref()
+                .and_then(marker_uid)
+                .map(str::to_owned),
+        }),
+        Lookup::Found(owner) => Some(refuse(inputs, &remote.id, &owner)),
+        Lookup::Absent => None,
     }
 }
 

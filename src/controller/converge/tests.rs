@@ -306,7 +306,10 @@ fn planning_table() {
             Situation::new()
                 .annotate(ANNOTATION_ADOPT, "sub-9")
                 .facts(|f| f.adoption = Lookup::Found(unmarked_remote("sub-9"))),
-            Decision::CheckClaim { id: "sub-9".into() },
+            Decision::CheckClaim {
+                id: "sub-9".into(),
+                marker_uid: None,
+            },
         ),
         (
             "unmarked adoption target nobody claims: adopt it",
@@ -317,6 +320,27 @@ fn planning_table() {
                     f.claims.push(("sub-9".into(), None));
                 }),
             Decision::Adopt(unmarked_remote("sub-9")),
+        ),
+        (
+            "adoption target with another resource's marker: is that resource alive?",
+            Situation::new()
+                .annotate(ANNOTATION_ADOPT, "sub-9")
+                .facts(|f| f.adoption = Lookup::Found(foreign_remote("sub-9"))),
+            Decision::CheckClaim {
+                id: "sub-9".into(),
+                marker_uid: Some("someone-else".into()),
+            },
+        ),
+        (
+            "a Secret kept by deletionPolicy Orphan, taken back (the old resource is gone)",
+            Situation::new().stored(stored_with("sub-5")).facts(|f| {
+                f.remote = Remote::Present(foreign_remote("sub-5"));
+                f.claims.push(("sub-5".into(), None));
+            }),
+            Decision::MarkOwned {
+                id: "sub-5".into(),
+                description: matching_remote("sub-5").description.unwrap(),
+            },
         ),
         (
             "adoption target with our own marker (a lost secret): adopt it",
@@ -474,7 +498,10 @@ fn planning_table() {
             Situation::new().service("whsec_app").facts(|f| {
                 f.duplicate = Some(duplicate(Lookup::Found(unmarked_remote("sub-7"))));
             }),
-            Decision::CheckClaim { id: "sub-7".into() },
+            Decision::CheckClaim {
+                id: "sub-7".into(),
+                marker_uid: None,
+            },
         ),
         (
             "service dialect duplicate URL nobody claims: take it over",
@@ -518,10 +545,14 @@ fn stops_that_wait_for_the_user() {
             Retry::After(RESYNC),
         ),
         (
-            "adoption target carrying another resource's marker",
+            "adoption target whose marker names a live resource",
             Situation::new()
                 .annotate(ANNOTATION_ADOPT, "sub-9")
-                .facts(|f| f.adoption = Lookup::Found(foreign_remote("sub-9"))),
+                .facts(|f| {
+                    f.adoption = Lookup::Found(foreign_remote("sub-9"));
+                    f.claims
+                        .push(("sub-9".into(), Some("another WebhookSubscription".into())));
+                }),
             Reason::AdoptionRefused,
             Retry::After(RESYNC),
         ),
@@ -541,9 +572,11 @@ fn stops_that_wait_for_the_user() {
         ),
         (
             "a Secret naming another resource's subscription (never recorded in our status)",
-            Situation::new()
-                .stored(stored_with("sub-5"))
-                .facts(|f| f.remote = Remote::Present(foreign_remote("sub-5"))),
+            Situation::new().stored(stored_with("sub-5")).facts(|f| {
+                f.remote = Remote::Present(foreign_remote("sub-5"));
+                f.claims
+                    .push(("sub-5".into(), Some("another WebhookSubscription".into())));
+            }),
             Reason::AdoptionRefused,
             Retry::After(RESYNC),
         ),
