@@ -32,6 +32,9 @@ namespace=ivy-system          # the release namespace of every render
 watched=shop                  # the namespace of the single-namespace variant and of examples/
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chart-check.XXXXXX")
+# A discovery cache of its own: the throw-away CRDs below must never linger in the cache of the
+# kubectl calls that run after this script (the end-to-end tests).
+export KUBECACHEDIR=$work/kube-cache
 passed=0
 failed=0
 created_namespaces=()

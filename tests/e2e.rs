@@ -834,13 +834,19 @@ async fn service_dialect_never_shares_one_subscription_between_two_resources() {
         &manifest("second", url, &["order_created"], ""),
     )
     .await;
-    let ready = eventually(WAIT, "DuplicateUrl on the second resource", || async {
+    // The take-over of the URL's holder follows the ownership rule: refused, naming the owner
+    // (it is in the same namespace).
+    let ready = eventually(WAIT, "AdoptionRefused on the second resource", || async {
         let sub = get_sub(&env.client, &env.ns.name, "second").await?;
         let ready = sub.ready_condition()?.clone();
-        (ready.reason == "DuplicateUrl").then_some(ready)
+        (ready.reason == "AdoptionRefused").then_some(ready)
     })
     .await;
-    assert!(ready.message.contains("/first"), "{}", ready.message);
+    assert!(
+        ready.message.contains("WebhookSubscription first"),
+        "{}",
+        ready.message
+    );
     let (ok, out, err) = kubectl(&[
         "delete",
         "-n",

@@ -770,7 +770,7 @@ pub async fn wait_ready(namespace: &str, name: &str, timeout: &str) {
         namespace,
         "--for=condition=Ready",
         &format!("--timeout={timeout}"),
-        &format!("webhooksubscription/{name}"),
+        &format!("webhooksubscriptions.webhooks.ivy.dev/{name}"),
     ])
     .await;
     if !ok {
