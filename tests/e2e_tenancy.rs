@@ -16,13 +16,15 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Two namespaces, one emulator, one operator watching every namespace.
+/// Two namespaces, one emulator (one Ivy account), and an operator for each namespace: the
+/// ownership rule looks at the whole cluster whatever a replica watches. (One operator watching
+/// every namespace would also act on the namespaces of tests running beside this one.)
 struct Env {
     client: kube::Client,
     a: TestNamespace,
     b: TestNamespace,
     emulator: Emulator,
-    _operator: Operator,
+    _operators: [Operator; 2],
     _dir: tempfile::TempDir,
 }
 
@@ -33,16 +35,21 @@ async fn setup(prefix: &str) -> Option<Env> {
     let b = TestNamespace::create(&client, &format!("{prefix}-b")).await;
     let dir = scratch();
     let emulator = Emulator::start(dir.path(), &[]).await;
-    let options = OperatorOptions {
-        watch_namespace: false,
-        ..OperatorOptions::default()
-    };
-    let operator = Operator::start(
+    let options = OperatorOptions::default();
+    let operator_a = Operator::start(
         dir.path(),
         &a.name,
         &emulator.base_url,
         &options,
-        "operator",
+        "operator-a",
+    )
+    .await;
+    let operator_b = Operator::start(
+        dir.path(),
+        &b.name,
+        &emulator.base_url,
+        &options,
+        "operator-b",
     )
     .await;
     Some(Env {
@@ -50,7 +57,7 @@ async fn setup(prefix: &str) -> Option<Env> {
         a,
         b,
         emulator,
-        _operator: operator,
+        _operators: [operator_a, operator_b],
         _dir: dir,
     })
 }
