@@ -1,8 +1,10 @@
 //! ivy-webhook-operator: keeps Ivy webhook subscriptions in step with `WebhookSubscription`
 //! resources and hands receivers their signing secret in a Kubernetes Secret.
 //!
-//! Dependencies point one way: the binaries use [`controller`] and [`emulator`], which use
-//! [`ivy`]; [`crd`] depends on nothing of ours.
+//! Dependencies point one way: the binaries use [`operator`] (the process around the
+//! controller) and [`emulator`]; [`operator`] uses [`controller`]; [`controller`] uses [`ivy`]
+//! and [`crd`]; [`emulator`] uses only [`ivy::Dialect`]; [`crd`] and [`ivy`] depend on nothing
+//! of ours.
 
 pub mod controller;
 pub mod crd;

@@ -177,26 +177,31 @@ async fn wait_for(mut stop: watch::Receiver<bool>) {
 
 /// Turns SIGTERM / SIGINT into the stop signal.
 async fn forward_signals(stop: watch::Sender<bool>) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| warn!(%error, "cannot listen for SIGTERM"))
+        .ok();
     tokio::select! {
-        _ = terminate => info!("SIGTERM received; finishing in-flight reconciles"),
+        _ = next_signal(&mut terminate) => info!("SIGTERM received; finishing in-flight reconciles"),
         _ = tokio::signal::ctrl_c() => info!("interrupt received; finishing in-flight reconciles"),
     }
     let _ = stop.send(true);
     // A second signal, or a shutdown that hangs, ends the process anyway.
-    tokio::time::sleep(Duration::from_secs(25)).await;
-    warn!("shutdown took too long; exiting");
+    tokio::select! {
+        _ = next_signal(&mut terminate) => warn!("second SIGTERM; exiting now"),
+        _ = tokio::signal::ctrl_c() => warn!("second interrupt; exiting now"),
+        _ = tokio::time::sleep(Duration::from_secs(25)) => warn!("shutdown took too long; exiting"),
+    }
     std::process::exit(1);
+}
+
+/// The next delivery of `signal`; never, when it could not be listened for.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 fn read_api_key(args: &RunArgs) -> anyhow::Result<ApiKey> {
