@@ -41,26 +41,7 @@ async fn chaos(idempotency: bool) {
     eprintln!("chaos seed {seed} (idempotency {idempotency})");
 
     // The killer: restarts the operator and SIGKILLs it after a random 0.2-1.2 s, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let stop = stop.clone();
-        let dir = dir.path().to_path_buf();
-        let ns = ns.name.clone();
-        let base_url = emulator.base_url.clone();
-        tokio::spawn(async move {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let emulator = EmulatorRef { base_url };
-            let mut kills = 0u32;
-            while !stop.load(Ordering::SeqCst) {
-                let mut operator = emulator.start_operator(&dir, &ns, kills).await;
-                let life = Duration::from_millis(rng.random_range(200..1200));
-                tokio::time::sleep(life).await;
-                operator.process.kill().await;
-                kills += 1;
-            }
-            kills
-        })
-    };
+    let killer = Killer::spawn(&emulator, dir.path(), &ns.name, seed, 200..1200, 0);
 
     for name in NAMES {
         apply(
@@ -123,8 +104,7 @@ async fn chaos(idempotency: bool) {
         assert!(ok, "{out}{err}");
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::SeqCst);
-    let kills = killer.await.unwrap();
+    let kills = killer.stop().await;
     eprintln!("killed the operator {kills} times");
     assert!(kills >= 5, "too few kills to mean anything: {kills}");
 
@@ -226,6 +206,53 @@ async fn chaos(idempotency: bool) {
     }
 }
 
+/// Restarts the operator and SIGKILLs it after a random life (milliseconds in `life`), until
+/// stopped and at least `min_kills` kills are done.
+struct Killer {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl Killer {
+    fn spawn(
+        emulator: &Emulator,
+        dir: &std::path::Path,
+        ns: &str,
+        seed: u64,
+        life: std::ops::Range<u64>,
+        min_kills: u32,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let stop = stop.clone();
+            let dir = dir.to_path_buf();
+            let ns = ns.to_owned();
+            let emulator = EmulatorRef {
+                base_url: emulator.base_url.clone(),
+            };
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut kills = 0u32;
+                while !stop.load(Ordering::SeqCst) || kills < min_kills {
+                    let mut operator = emulator.start_operator(&dir, &ns, kills).await;
+                    let lived = Duration::from_millis(rng.random_range(life.clone()));
+                    tokio::time::sleep(lived).await;
+                    operator.process.kill().await;
+                    kills += 1;
+                }
+                kills
+            })
+        };
+        Self { stop, task }
+    }
+
+    /// Stops after the current life (and the minimum); returns the number of kills.
+    async fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
+
 /// What the killer task needs of the emulator (the emulator itself stays with the test).
 struct EmulatorRef {
     base_url: String,
@@ -298,26 +325,7 @@ async fn chaos_at_scale(count: usize, min_kills: u32) {
         .map(|(_, n)| n)
         .collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let stop = stop.clone();
-        let dir = dir.path().to_path_buf();
-        let ns = ns.name.clone();
-        let base_url = emulator.base_url.clone();
-        tokio::spawn(async move {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let emulator = EmulatorRef { base_url };
-            let mut kills = 0u32;
-            while !stop.load(Ordering::SeqCst) || kills < min_kills {
-                let mut operator = emulator.start_operator(&dir, &ns, kills).await;
-                let life = Duration::from_millis(rng.random_range(100..900));
-                tokio::time::sleep(life).await;
-                operator.process.kill().await;
-                kills += 1;
-            }
-            kills
-        })
-    };
+    let killer = Killer::spawn(&emulator, dir.path(), &ns.name, seed, 100..900, min_kills);
 
     let all: Vec<String> = names
         .iter()
@@ -368,8 +376,7 @@ async fn chaos_at_scale(count: usize, min_kills: u32) {
         .await;
         assert!(ok, "{out}{err}");
     }
-    stop.store(true, Ordering::SeqCst);
-    let kills = killer.await.unwrap();
+    let kills = killer.stop().await;
     eprintln!("killed the operator {kills} times");
     assert!(kills >= min_kills, "{kills} kills");
 
