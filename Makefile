@@ -26,9 +26,9 @@ unit: ## unit tests only (no cluster)
 k8s-bins: ## build (or reuse) kube-apiserver, etcd, kube-controller-manager, kubectl, helm
 	hack/build-k8s-bins.sh
 
-crd: ## regenerate crds/ and the chart's copy from the Rust types
-	cargo run --locked --quiet --bin ivy-webhook-operator -- crd > crds/webhooksubscriptions.webhooks.ivy.dev.yaml
-	cp crds/webhooksubscriptions.webhooks.ivy.dev.yaml charts/ivy-webhook-operator/crds/
+crd: ## regenerate crds/ (one file per CRD) and the chart's copy from the Rust types
+	cargo run --locked --quiet --bin ivy-webhook-operator -- crd --output-dir crds
+	cp crds/*.yaml charts/ivy-webhook-operator/crds/
 
 clean-k8s-cache: ## remove the cached Kubernetes binaries (the next test rebuilds them)
 	rm -rf "$${IVY_K8S_CACHE:-$$HOME/.cache/ivy-webhook-operator}"
