@@ -4,6 +4,7 @@
 //! Dependencies point one way: the binaries use [`controller`] and [`emulator`], which use
 //! [`ivy`]; [`crd`] depends on nothing of ours.
 
+pub mod accounts;
 pub mod controller;
 pub mod crd;
 pub mod emulator;
