@@ -21,10 +21,12 @@ use crate::ivy::{
     RemoteSubscription, SharedIvyApi, SubscriptionPatch, SubscriptionRequest,
 };
 
-/// Requests per second of an account that sets none (the `--ivy-rate` default).
-pub const DEFAULT_RATE: f64 = 10.0;
+/// Requests per second of an account that sets none (the `--ivy-rate` default). Ivy documents
+/// no limit; this keeps a runaway loop polite without being what limits a large apply, and a
+/// `429` pauses the account whatever the rate.
+pub const DEFAULT_RATE: f64 = 50.0;
 /// Burst of an account that sets none (the `--ivy-burst` default).
-pub const DEFAULT_BURST: u32 = 20;
+pub const DEFAULT_BURST: u32 = 100;
 /// The longest wait a call sleeps through. A longer one (a pause, a deep queue) is answered at
 /// once with [`IvyError::RateLimited`] and the remaining time, so that a reconcile worker is
 /// not held while the account waits: the reconcile is requeued for when the budget allows.
@@ -429,7 +431,7 @@ mod tests {
     fn a_rate_the_schema_refuses_falls_back_to_the_default_not_to_no_limit() {
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let config = BudgetConfig { rate, burst: 1 };
-            assert_eq!(config.interval(), Duration::from_millis(100), "{rate}");
+            assert_eq!(config.interval(), Duration::from_millis(20), "{rate}");
         }
     }
 

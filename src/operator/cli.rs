@@ -84,12 +84,12 @@ pub struct RunArgs {
 
     /// Default request budget of each Ivy account: requests per second, shared by every
     /// resource of the account (an account's `spec.rate` overrides it).
-    #[arg(long, env = "IVY_RATE", default_value_t = 10.0, value_parser = parse_rate)]
+    #[arg(long, env = "IVY_RATE", default_value_t = crate::accounts::budget::DEFAULT_RATE, value_parser = parse_rate)]
     pub ivy_rate: f64,
 
     /// Default burst of each Ivy account: requests it may send at once after a quiet period
     /// (an account's `spec.burst` overrides it).
-    #[arg(long, env = "IVY_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "IVY_BURST", default_value_t = crate::accounts::budget::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub ivy_burst: u32,
 
     /// Timeout of each request to Ivy.
@@ -183,8 +183,8 @@ mod tests {
         assert_eq!(args.resync_interval, Duration::from_secs(600));
         assert_eq!(args.metrics_addr.port(), 8080);
         assert!(!args.leader_election);
-        assert_eq!(args.ivy_rate, 10.0);
-        assert_eq!(args.ivy_burst, 20);
+        assert_eq!(args.ivy_rate, 50.0);
+        assert_eq!(args.ivy_burst, 100);
     }
 
     #[test]
