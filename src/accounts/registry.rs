@@ -42,8 +42,8 @@ pub struct AccountsConfig {
     pub request_timeout: Duration,
     /// Namespace whose `IvyAccount`s the account controller watches; `None` watches all.
     pub watch_namespace: Option<String>,
-    /// Whether the account controller watches `ClusterIvyAccount`s (which needs cluster-wide
-    /// RBAC on them).
+    /// Whether `ClusterIvyAccount`s are served: watched by the account controller and usable
+    /// through `client_for` (both need cluster-wide RBAC on them).
     pub cluster_accounts: bool,
     /// How often the account controller reads each account's Secrets again, to notice a
     /// replaced key.
@@ -228,6 +228,14 @@ impl AccountRegistry {
                         account: id.clone(),
                         detail: error_chain(&e),
                     })
+            }
+            AccountRef::Cluster { .. } if !self.config.cluster_accounts => {
+                Err(AccountError::NotReady {
+                    account: id.clone(),
+                    detail: "this operator watches a single namespace and does not serve \
+                             ClusterIvyAccounts; use an IvyAccount in this namespace"
+                        .into(),
+                })
             }
             AccountRef::Cluster { name } => {
                 let api: Api<ClusterIvyAccount> = Api::all(self.client.clone());

@@ -459,6 +459,36 @@ async fn a_cluster_account_without_conditions_admits_nobody() {
 }
 
 #[tokio::test]
+async fn a_single_namespace_operator_serves_no_cluster_account() {
+    let (api, client) = FakeApiserver::start();
+    api.put(
+        &cluster_account_path("platform"),
+        cluster_account(vec![listing(&["team-a"])]),
+    );
+    let registry = AccountRegistry::new(
+        client,
+        crate::ivy::http_client(Duration::from_secs(1), Duration::from_secs(1)).unwrap(),
+        DefaultAccount {
+            ivy: Arc::new(ScriptedIvy::default()),
+            app_signing_secret: None,
+        },
+        AccountsConfig {
+            watch_namespace: Some("team-a".into()),
+            cluster_accounts: false,
+            ..AccountsConfig::default()
+        },
+        Arc::new(AccountMetrics::unregistered()),
+    );
+    let error = registry
+        .client_for("team-a", Some(&cluster_ref("platform")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "AccountNotReady");
+    assert!(error.to_string().contains("single namespace"), "{error}");
+    assert!(api.requests().is_empty());
+}
+
+#[tokio::test]
 async fn a_cluster_accounts_problems_do_not_reveal_where_its_secret_is() {
     let (api, registry, _) = setup();
     // Ready, but its Secret is missing.

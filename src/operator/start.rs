@@ -61,6 +61,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         },
         request_timeout: args.ivy_request_timeout,
         watch_namespace: args.watch_namespace.clone(),
+        // Cluster accounts need cluster-wide RBAC, which a single-namespace install lacks.
+        cluster_accounts: args.watch_namespace.is_none(),
         ..AccountsConfig::default()
     };
     let instrument = metrics.clone();
