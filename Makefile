@@ -27,8 +27,8 @@ k8s-bins: ## build (or reuse) kube-apiserver, etcd, kube-controller-manager, kub
 	hack/build-k8s-bins.sh
 
 # The chart renders its CRDs from files/crds/ (templates/crds.yaml), a copy of every file in crds/.
-crd: ## regenerate crds/ and the chart's copy from the Rust types
-	cargo run --locked --quiet --bin ivy-webhook-operator -- crd > crds/webhooksubscriptions.webhooks.ivy.dev.yaml
+crd: ## regenerate crds/ (one file per CRD) and the chart's copy from the Rust types
+	cargo run --locked --quiet --bin ivy-webhook-operator -- crd --output-dir crds
 	rm -f charts/ivy-webhook-operator/files/crds/*.yaml
 	cp crds/*.yaml charts/ivy-webhook-operator/files/crds/
 

@@ -6,6 +6,7 @@
 //! and [`crd`]; [`emulator`] uses only [`ivy::Dialect`]; [`crd`] and [`ivy`] depend on nothing
 //! of ours.
 
+pub mod accounts;
 pub mod controller;
 pub mod crd;
 pub mod emulator;

@@ -92,6 +92,7 @@ impl Fixture {
         let mut sub = WebhookSubscription::new(
             name,
             WebhookSubscriptionSpec {
+                account_ref: None,
                 url: format!("https://shop.example.com/hooks/{name}"),
                 events: vec![EventName::OrderCreated],
                 description: Some("protocol test".into()),

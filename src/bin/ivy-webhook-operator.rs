@@ -1,7 +1,9 @@
-//! `ivy-webhook-operator`: `run` the controller, or print the `crd`.
+//! `ivy-webhook-operator`: `run` the controller, or print (or write) the `crd`s.
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use ivy_webhook_operator::crd;
 use ivy_webhook_operator::operator::{self, Cli, Command};
@@ -10,13 +12,10 @@ use ivy_webhook_operator::operator::{self, Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => match crd::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
+        Command::Crd(args) => match write_crds(args.output_dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("error: failed to render the CRD: {error}");
+                eprintln!("error: {error:#}");
                 ExitCode::FAILURE
             }
         },
@@ -35,4 +34,24 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Every CRD: one file each into `output_dir`, or one multi-document stream on stdout.
+fn write_crds(output_dir: Option<&Path>) -> anyhow::Result<()> {
+    let files = crd::crd_files().context("failed to render the CRDs")?;
+    match output_dir {
+        Some(dir) => {
+            for (name, yaml) in files {
+                let path = dir.join(name);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("failed to write {}", path.display()))?;
+            }
+        }
+        None => {
+            for (_, yaml) in files {
+                print!("---\n{yaml}");
+            }
+        }
+    }
+    Ok(())
 }

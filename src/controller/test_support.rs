@@ -28,6 +28,7 @@ pub fn sub() -> WebhookSubscription {
     let mut sub = WebhookSubscription::new(
         "orders",
         WebhookSubscriptionSpec {
+            account_ref: None,
             url: "https://shop.example.com/webhooks/ivy".into(),
             events: vec![EventName::OrderCreated, EventName::RefundSucceeded],
             description: Some("Orders".into()),

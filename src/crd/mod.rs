@@ -1,6 +1,7 @@
 //! The `WebhookSubscription` custom resource (`webhooks.ivy.dev/v1alpha1`): types, schema and
 //! validation rules only. Every `///` on a field becomes `kubectl explain` text.
 
+pub mod account;
 pub mod events;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -8,6 +9,7 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use account::{AccountKind, AccountRef, ClusterIvyAccount, IvyAccount};
 pub use events::EventName;
 
 /// API group of the resource.
@@ -51,6 +53,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
     validation = Rule::new("size(self.metadata.name) <= 241").message("metadata.name must be at most 241 characters so that the default Secret name '<name>-ivy-webhook' fits in 253"),
 )]
 #[x_kube(validation = Rule::new("has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)").message("spec.secretName is immutable: create a new WebhookSubscription to use another Secret"))]
+#[x_kube(validation = Rule::new("has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef == oldSelf.accountRef)").message("spec.accountRef is immutable: the subscription lives in its account at Ivy; create a new WebhookSubscription to use another account"))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSubscriptionSpec {
     /// The HTTPS URL Ivy delivers events to. Must be an absolute https:// URL with a host.
@@ -86,6 +89,12 @@ pub struct WebhookSubscriptionSpec {
     /// subscription; Orphan keeps it, and keeps its Secret.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// The Ivy account to manage this subscription with: an IvyAccount in this namespace
+    /// (kind IvyAccount, the default) or a ClusterIvyAccount that admits this namespace.
+    /// Without it the operator's own account (its flags) is used. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
 }
 
 fn default_active() -> bool {
@@ -165,6 +174,25 @@ pub fn default_secret_name(resource_name: &str) -> String {
 /// The CRD as YAML, exactly as `ivy-webhook-operator crd` prints it.
 pub fn crd_yaml() -> Result<String, serde_norway::Error> {
     serde_norway::to_string(&WebhookSubscription::crd())
+}
+
+/// Every CRD of the operator as (file name `<plural>.<group>.yaml`, YAML), in the order
+/// `ivy-webhook-operator crd` prints them.
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_norway::Error> {
+    Ok(vec![
+        (
+            format!("{}.yaml", WebhookSubscription::crd_name()),
+            crd_yaml()?,
+        ),
+        (
+            format!("{}.yaml", IvyAccount::crd_name()),
+            account::ivy_account_crd_yaml()?,
+        ),
+        (
+            format!("{}.yaml", ClusterIvyAccount::crd_name()),
+            account::cluster_ivy_account_crd_yaml()?,
+        ),
+    ])
 }
 
 #[cfg(test)]

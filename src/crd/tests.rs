@@ -16,6 +16,7 @@ fn sub(spec: WebhookSubscriptionSpec) -> WebhookSubscription {
 
 fn spec() -> WebhookSubscriptionSpec {
     WebhookSubscriptionSpec {
+        account_ref: None,
         url: "https://shop.example.com/webhooks/ivy".into(),
         events: vec![EventName::OrderCreated, EventName::RefundSucceeded],
         description: Some("Production order notifications".into()),
@@ -156,6 +157,6 @@ fn committed_crd_file_is_up_to_date() {
     assert_eq!(
         committed,
         crd_yaml().unwrap(),
-        "crds/ is stale: run `cargo run -- crd > crds/webhooksubscriptions.webhooks.ivy.dev.yaml`"
+        "crds/ is stale: run `make crd`"
     );
 }

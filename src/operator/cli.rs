@@ -20,8 +20,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(Box<RunArgs>),
-    /// Print the WebhookSubscription CustomResourceDefinition as YAML.
-    Crd,
+    /// Print every CustomResourceDefinition as one multi-document YAML stream, or write one
+    /// file per CRD with --output-dir.
+    Crd(CrdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD, named `<plural>.<group>.yaml` (e.g. crds/), instead of printing.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
 }
 
 /// Log line format.
@@ -73,6 +81,16 @@ pub struct RunArgs {
     /// How long a rotation keeps the previous secret and subscription before removing them.
     #[arg(long, env = "ROTATION_GRACE_PERIOD", default_value = "5m", value_parser = parse_duration)]
     pub rotation_grace_period: Duration,
+
+    /// Default request budget of each Ivy account: requests per second, shared by every
+    /// resource of the account (an account's `spec.rate` overrides it).
+    #[arg(long, env = "IVY_RATE", default_value_t = crate::accounts::budget::DEFAULT_RATE, value_parser = parse_rate)]
+    pub ivy_rate: f64,
+
+    /// Default burst of each Ivy account: requests it may send at once after a quiet period
+    /// (an account's `spec.burst` overrides it).
+    #[arg(long, env = "IVY_BURST", default_value_t = crate::accounts::budget::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ivy_burst: u32,
 
     /// Timeout of each request to Ivy.
     #[arg(long, env = "IVY_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -135,6 +153,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
 }
 
+/// Parses a request rate: a finite number of requests per second above zero.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|e| format!("invalid rate {text:?}: {e}"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "rate {text:?} must be a number of requests per second above zero"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +195,39 @@ mod tests {
         assert_eq!(args.resync_interval, Duration::from_secs(600));
         assert_eq!(args.metrics_addr.port(), 8080);
         assert!(!args.leader_election);
+        assert_eq!(args.ivy_rate, 50.0);
+        assert_eq!(args.ivy_burst, 100);
+    }
+
+    #[test]
+    fn a_rate_must_be_positive_and_a_burst_at_least_one() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("inf").is_err());
+        let base = [
+            "ivy-webhook-operator",
+            "run",
+            "--ivy-base-url",
+            "http://127.0.0.1:1",
+        ];
+        let zero_burst = [&base[..], &["--ivy-burst", "0"]].concat();
+        assert!(Cli::try_parse_from(zero_burst).is_err());
+    }
+
+    #[test]
+    fn crd_takes_an_optional_output_directory() {
+        let cli = Cli::try_parse_from(["ivy-webhook-operator", "crd"]).unwrap();
+        let Command::Crd(args) = cli.command else {
+            panic!("expected crd");
+        };
+        assert_eq!(args.output_dir, None);
+        let cli =
+            Cli::try_parse_from(["ivy-webhook-operator", "crd", "--output-dir", "crds"]).unwrap();
+        let Command::Crd(args) = cli.command else {
+            panic!("expected crd");
+        };
+        assert_eq!(args.output_dir, Some(PathBuf::from("crds")));
     }
 
     #[test]

@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::accounts::{
+    self, AccountMetrics, AccountRegistry, AccountsConfig, BudgetConfig, DefaultAccount,
+};
 use crate::controller::metrics::{InstrumentedIvy, Metrics};
 use crate::controller::{self, Context, ControllerConfig};
-use crate::ivy::{ApiKey, ClientConfig, Dialect, SigningSecret, build_ivy_client};
+use crate::ivy::{ApiKey, ClientConfig, Dialect, SharedIvyApi, SigningSecret, build_ivy_client};
 use crate::operator::cli::RunArgs;
 use crate::operator::leader::Leadership;
 use crate::operator::server::{self, Health};
@@ -46,9 +50,37 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     ivy_config.api_key_file = args.ivy_api_key_file.clone();
     let http = crate::ivy::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
     let ivy = Arc::new(InstrumentedIvy::new(
-        build_ivy_client(ivy_config, http),
+        build_ivy_client(ivy_config, http.clone()),
         metrics.clone(),
     ));
+    // Every account, the flags' default one included, spends its own request budget.
+    let accounts_config = AccountsConfig {
+        default_budget: BudgetConfig {
+            rate: args.ivy_rate,
+            burst: args.ivy_burst,
+        },
+        request_timeout: args.ivy_request_timeout,
+        watch_namespace: args.watch_namespace.clone(),
+        // Cluster accounts need cluster-wide RBAC, which a single-namespace install lacks.
+        cluster_accounts: args.watch_namespace.is_none(),
+        ..AccountsConfig::default()
+    };
+    let instrument = metrics.clone();
+    let account_registry = Arc::new(
+        AccountRegistry::new(
+            client.clone(),
+            http,
+            DefaultAccount {
+                ivy,
+                app_signing_secret: app_signing_secret.clone(),
+            },
+            accounts_config,
+            Arc::new(AccountMetrics::register(&mut registry)),
+        )
+        .with_decorator(Arc::new(move |ivy| {
+            Arc::new(InstrumentedIvy::new(ivy, instrument.clone())) as SharedIvyApi
+        })),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(forward_signals(stop_tx));
@@ -78,7 +110,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        ivy,
+        account_registry.default_account().ivy,
         app_signing_secret,
         config,
         metrics,
@@ -145,9 +177,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             }
         }
     };
+    let controller_stop = controller_stop.boxed().shared();
+    let accounts_task = tokio::spawn(accounts::run_accounts(
+        ctx.client.clone(),
+        account_registry.clone(),
+        controller_stop.clone(),
+    ));
     let ready = health.clone();
     controller::run(ctx, controller_stop, move || ready.set_ready(true)).await;
     health.set_ready(false);
+    let _ = accounts_task.await;
 
     let lost = *lost_rx.borrow_and_update();
     // It holds a receiver of the lease state; the lease task ends only once all are dropped.
