@@ -356,4 +356,140 @@ mod tests {
         .unwrap();
         assert_eq!(current_hash(&annotated), Some("abc"));
     }
+
+    mod against_the_api_server {
+        //! `restart_workloads` against kube's mock client: every request is scripted.
+        use std::sync::Arc;
+
+        use http::{Method, Request, Response, StatusCode};
+        use kube::client::Body;
+
+        use super::*;
+        use crate::controller::context::{Context, ControllerConfig};
+        use crate::controller::metrics::Metrics;
+        use crate::controller::test_support::FakeIvy;
+
+        const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/receiver";
+        const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+        /// Serves `(method, path, status, body)` in order, fails on anything else, and returns
+        /// the request bodies.
+        async fn run(script: Vec<(Method, &'static str, StatusCode, Value)>) -> Vec<Value> {
+            let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let server = tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for (method, path, status, answer) in script {
+                    let (request, send) = handle.next_request().await.expect("a request");
+                    assert_eq!(request.method(), method, "{}", request.uri());
+                    assert_eq!(request.uri().path(), path);
+                    let bytes = request.into_body().collect_bytes().await.unwrap();
+                    seen.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+                    send.send_response(
+                        Response::builder()
+                            .status(status)
+                            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                            .unwrap(),
+                    );
+                }
+                if let Some((request, _)) = handle.next_request().await {
+                    panic!("unexpected request {} {}", request.method(), request.uri());
+                }
+                seen
+            });
+            let client = kube::Client::new(service, "default");
+            let ctx = Context::new(
+                client,
+                Arc::new(FakeIvy::default()),
+                None,
+                ControllerConfig::default(),
+                Arc::new(Metrics::unregistered()),
+            );
+            restart_workloads(&ctx, &with_target(sub()), &holding("whsec_new")).await;
+            drop(ctx);
+            server.await.unwrap()
+        }
+
+        fn deployment(annotations: Value) -> Value {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "receiver", "namespace": "shop"},
+                "spec": {"template": {"metadata": {"annotations": annotations}}},
+            })
+        }
+
+        fn status(code: u16, reason: &str) -> Value {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code})
+        }
+
+        fn new_hash() -> String {
+            secret_hash(&SigningSecret::new("whsec_new"))
+        }
+
+        #[tokio::test]
+        async fn a_workload_with_an_older_hash_is_patched_once_and_reported() {
+            let seen = run(vec![
+                (
+                    Method::GET,
+                    DEPLOYMENT,
+                    StatusCode::OK,
+                    deployment(json!({ANNOTATION_SECRET_HASH: "old"})),
+                ),
+                (
+                    Method::PATCH,
+                    DEPLOYMENT,
+                    StatusCode::OK,
+                    deployment(json!({})),
+                ),
+                (Method::POST, EVENTS, StatusCode::CREATED, json!({})),
+            ])
+            .await;
+            assert_eq!(seen[1], workload_patch(&new_hash()));
+            assert_eq!(seen[2]["reason"], REASON_RESTARTED);
+            assert_eq!(seen[2]["type"], "Normal");
+        }
+
+        #[tokio::test]
+        async fn a_workload_that_has_the_hash_already_is_left_alone() {
+            run(vec![(
+                Method::GET,
+                DEPLOYMENT,
+                StatusCode::OK,
+                deployment(json!({ANNOTATION_SECRET_HASH: new_hash()})),
+            )])
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_missing_workload_is_a_warning_event() {
+            let seen = run(vec![
+                (
+                    Method::GET,
+                    DEPLOYMENT,
+                    StatusCode::NOT_FOUND,
+                    status(404, "NotFound"),
+                ),
+                (Method::POST, EVENTS, StatusCode::CREATED, json!({})),
+            ])
+            .await;
+            assert_eq!(seen[1]["reason"], REASON_MISSING);
+            assert_eq!(seen[1]["type"], "Warning");
+        }
+
+        #[tokio::test]
+        async fn a_forbidden_workload_is_a_warning_event_naming_the_chart_option() {
+            let seen = run(vec![
+                (
+                    Method::GET,
+                    DEPLOYMENT,
+                    StatusCode::FORBIDDEN,
+                    status(403, "Forbidden"),
+                ),
+                (Method::POST, EVENTS, StatusCode::CREATED, json!({})),
+            ])
+            .await;
+            assert_eq!(seen[1]["reason"], REASON_FORBIDDEN);
+            let note = seen[1]["note"].as_str().unwrap();
+            assert!(note.contains("restartOnRotation.enabled=true"), "{note}");
+        }
+    }
 }
