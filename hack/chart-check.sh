@@ -9,13 +9,14 @@
 #      exports and have balanced expressions; the chart works as an umbrella chart's dependency;
 #   3. values the chart must refuse are refused (typos, a literal API key, two watched
 #      namespaces, replicas without leader election, the service dialect without its secret, a
-#      chart flag repeated in extraArgs, commonLabels replacing a chart label, broken dashboard JSON);
+#      CA bundle from two sources, a chart flag repeated in extraArgs, commonLabels replacing a
+#      chart label, broken dashboard JSON);
 #   4. when KUBECONFIG is set: every render and examples/ pass `kubectl apply --dry-run=server`
 #      (after creating the namespaces and the CRDs they need: those of crds/ and, only if the
 #      cluster has none, stub ServiceMonitor and PrometheusRule CRDs), and the RBAC, applied for
 #      real under throw-away release names, grants the operator's ServiceAccount exactly the
-#      verbs it needs (kubectl auth can-i); on a copy of the chart whose CRDs have a group of
-#      their own, `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new
+#      verbs it needs (kubectl auth can-i), with restartOnRotation.enabled off and on; on a
+#      copy of the chart whose CRDs have a group of their own, `helm install` creates the CRD, `helm upgrade` changes it (a new column, a new
 #      event type), `helm uninstall` keeps it, and another release can take it over.
 #      Everything this script created is deleted again.
 #
@@ -450,6 +451,20 @@ extension_points_render_ok() {
 }
 check "extension-points render: registry, commonLabels everywhere, annotations, extraArgs, volumes, probes" \
   extension_points_render_ok
+receivers_render_ok() {
+  local file=$work/rendered-receivers.yaml
+  rendered_has "$file" '- "--ivy-ca-file=/etc/ivy-webhook-operator/ca/ca.crt"' \
+    "name: ivy-ca-bundle" "name: corporate-ca" 'key: "bundle.pem"' "mountPath: /etc/ivy-webhook-operator/ca" \
+    'resources: \["deployments", "statefulsets", "daemonsets"\]' &&
+    rendered_lacks "$work/rendered-default.yaml" "--ivy-ca-file" "ivy-ca-bundle" '"deployments"'
+}
+check "receivers render: CA bundle mounted and passed as --ivy-ca-file, workload RBAC only when enabled" \
+  receivers_render_ok
+ca_bundle_from_a_secret() {
+  render "$work/ca-secret.yaml" --set ivy.caBundle.secret=corporate-ca &&
+    rendered_has "$work/ca-secret.yaml" "secretName: corporate-ca" 'key: "ca.crt"' '--ivy-ca-file='
+}
+check "a CA bundle from a Secret is mounted from that Secret" ca_bundle_from_a_secret
 
 # The chart as an umbrella chart's dependency: the parent's global values and the dependency's
 # condition value reach it (the schema must allow both), and the condition switches it off.
@@ -501,6 +516,12 @@ refuse "commonLabels that replace a chart label" "invalid propertyName 'app.kube
   --set 'commonLabels.app\.kubernetes\.io/name=x'
 refuse "an extra volume named like the chart's" "/extraVolumes/0/name" \
   --set 'extraVolumes[0].name=ivy-api-key'
+refuse "a CA bundle from both a ConfigMap and a Secret" "/ivy/caBundle" \
+  --set ivy.caBundle.configMap=a --set ivy.caBundle.secret=b
+refuse "an extra volume named like the chart's CA bundle" "/extraVolumes/0/name" \
+  --set 'extraVolumes[0].name=ivy-ca-bundle'
+refuse "--ivy-ca-file in extraArgs when the chart sets it" "extraArgs: --ivy-ca-file is set by the chart" \
+  --set ivy.caBundle.configMap=a --set 'extraArgs[0]=--ivy-ca-file=/x'
 refuse "a tag or digest in image.repository" "/image/repository" \
   --set image.repository=ghcr.io/ivy-webhook-operator/ivy-webhook-operator:0.1.0
 
@@ -654,9 +675,28 @@ EOF
       return 1
     fi
   }
-  # rbac_checks OTHER-NAMESPACE LEASE, with the global array scope: where list/watch must work.
+  # workload_checks RESTART: get and patch on the three workload kinds exactly when RESTART is
+  # true (restartOnRotation.enabled), never more than that on them.
+  workload_checks() {
+    local restart=$1 kind verb
+    for kind in deployments.apps statefulsets.apps daemonsets.apps; do
+      for verb in get patch; do
+        if [[ $restart == true ]]; then
+          can_i "$verb" "$kind" -n "$watched" || return 1
+        else
+          cannot_i "$verb" "$kind" -n "$watched" || return 1
+        fi
+      done
+      for verb in list update delete create; do
+        cannot_i "$verb" "$kind" -n "$watched" || return 1
+      done
+    done
+    cannot_i patch pods -n "$watched" || return 1
+    cannot_i patch replicasets.apps -n "$watched" || return 1
+  }
+  # rbac_checks OTHER-NAMESPACE LEASE RESTART, with the global array scope: where list/watch must work.
   rbac_checks() {
-    local other=$1 lease=$2
+    local other=$1 lease=$2 restart=$3
     local subs=webhooksubscriptions.webhooks.ivy.dev
     local verb
     for verb in list watch; do
@@ -681,8 +721,10 @@ EOF
     cannot_i create pods -n "$watched" || return 1
     cannot_i get leases.coordination.k8s.io/another-lease -n "$namespace" || return 1
     cannot_i create leases.coordination.k8s.io -n "$watched" || return 1
+    workload_checks "$restart" || return 1
     if [[ -n $other ]]; then
       cannot_i get secrets -n "$other" || return 1
+      cannot_i get deployments.apps -n "$other" || return 1
       cannot_i list secrets --all-namespaces || return 1
       # Listing WebhookSubscriptions everywhere is the claim check before a take-over.
       can_i list "$subs" --all-namespaces || return 1
@@ -691,21 +733,29 @@ EOF
     fi
   }
 
-  for mode in all single; do
+  # Each scope with restartOnRotation off (the default) and on.
+  for mode in all single all-restart single-restart; do
     release=ivywh-rbac-$mode
     file=$work/rbac-$mode.yaml
-    if [[ $mode == all ]]; then
-      rbac_render "$release" >"$file"
+    restart=false
+    restart_args=()
+    if [[ $mode == *-restart ]]; then
+      restart=true
+      restart_args=(--set restartOnRotation.enabled=true)
+    fi
+    if [[ $mode == all* ]]; then
+      rbac_render "$release" "${restart_args[@]}" >"$file"
       scope=(--all-namespaces); other=""; label="all namespaces"
     else
-      rbac_render "$release" --values "$chart/ci/single-namespace-values.yaml" >"$file"
+      rbac_render "$release" --values "$chart/ci/single-namespace-values.yaml" "${restart_args[@]}" >"$file"
       scope=(-n "$watched"); other=default; label="namespace $watched"
     fi
+    label+=", restartOnRotation.enabled=$restart"
     applied_files+=("$file")
     check "RBAC applies (watching $label)" kubectl apply -f "$file"
     as=system:serviceaccount:$namespace:$release-ivy-webhook-operator
     check "RBAC grants exactly what the operator needs (watching $label)" \
-      rbac_checks "$other" "$release-ivy-webhook-operator"
+      rbac_checks "$other" "$release-ivy-webhook-operator" "$restart"
   done
 
   # CRDs through Helm, on a copy of the chart whose CRDs have a group of their own: installing,

@@ -99,6 +99,9 @@ impl Fixture {
                 active: true,
                 secret_name: None,
                 deletion_policy: DeletionPolicy::Delete,
+                secret_template: None,
+                restart_on_rotation: Vec::new(),
+                rotation: None,
             },
         );
         sub.metadata.namespace = Some(self.ns.name.clone());

@@ -1,7 +1,8 @@
 //! The operator runs with exactly the permissions the Helm chart grants: the chart is installed
 //! into the control plane, and the operator runs as a local process with the chart's arguments,
 //! authenticated as the chart's ServiceAccount (a token from the TokenRequest API). The main
-//! scenario must pass and no call may be forbidden.
+//! scenario must pass and no call may be forbidden, except restarting a workload when the chart
+//! was installed without `restartOnRotation.enabled`: that is a RestartForbidden Warning Event.
 
 // Test helpers outside `#[test]` functions may panic like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -66,7 +67,7 @@ fn deployment_args(manifests: &str) -> Vec<String> {
     panic!("no Deployment in the rendered chart");
 }
 
-async fn run_with_chart_permissions(watch_one_namespace: bool) {
+async fn run_with_chart_permissions(watch_one_namespace: bool, restart_on_rotation: bool) {
     let Some(client) = cluster().await else {
         return;
     };
@@ -101,6 +102,7 @@ async fn run_with_chart_permissions(watch_one_namespace: bool) {
     if watch_one_namespace {
         values.push(format!("watchNamespaces={{{}}}", app_ns.name));
     }
+    values.push(format!("restartOnRotation.enabled={restart_on_rotation}"));
     let mut args = vec![
         "install",
         &release,
@@ -195,14 +197,16 @@ async fn run_with_chart_permissions(watch_one_namespace: bool) {
     )
     .await;
 
-    // The main scenario: create, Ready, Secret, rotation, drift, Orphan, delete.
+    // The main scenario: create, Ready, Secret, rotation (restarting a workload), drift,
+    // Orphan, delete.
+    apply_receiver_deployment(&app_ns.name, "receiver").await;
     apply(
         &app_ns.name,
         &manifest(
             "orders",
             "https://shop.example.com/rbac/orders",
             &["order_created"],
-            "",
+            "  restartOnRotation: [{kind: Deployment, name: receiver}]\n",
         ),
     )
     .await;
@@ -238,6 +242,26 @@ async fn run_with_chart_permissions(watch_one_namespace: bool) {
         },
     )
     .await;
+    if restart_on_rotation {
+        eventually(
+            WAIT,
+            "the receiver's pods restarted for the new secret",
+            || async { deployment_secret_hash(&client, &app_ns.name, "receiver").await },
+        )
+        .await;
+    } else {
+        eventually(WAIT, "a RestartForbidden Warning Event", || async {
+            event_reasons(&app_ns.name, "orders")
+                .await
+                .contains(&"RestartForbidden".to_owned())
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            deployment_secret_hash(&client, &app_ns.name, "receiver").await,
+            None
+        );
+    }
 
     apply(
         &app_ns.name,
@@ -285,9 +309,10 @@ async fn run_with_chart_permissions(watch_one_namespace: bool) {
 }
 
 // One test, two variants in turn: an operator watching all namespaces sees every other
-// test's resources, so it must not run beside the one-namespace variant.
+// test's resources, so it must not run beside the one-namespace variant. Each variant has the
+// other setting of restartOnRotation.enabled, so both are covered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_rbac_is_enough_for_the_main_scenario() {
-    run_with_chart_permissions(true).await;
-    run_with_chart_permissions(false).await;
+    run_with_chart_permissions(true, false).await;
+    run_with_chart_permissions(false, true).await;
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use ivy_webhook_operator::emulator::config::DEFAULT_MUTATION_LOG_CAPACITY;
 use ivy_webhook_operator::emulator::{
-    DEFAULT_API_KEY, Emulator, EmulatorConfig, Quirks, ivy_retry_schedule,
+    DEFAULT_API_KEY, Emulator, EmulatorConfig, Quirks, TlsIdentity, ivy_retry_schedule,
 };
 use ivy_webhook_operator::operator::cli::parse_duration;
 
@@ -21,7 +21,7 @@ use ivy_webhook_operator::operator::cli::parse_duration;
 #[command(name = "ivy-emulator", version)]
 struct Args {
     /// Address to listen on. Port 0 picks a free port; the chosen address is printed to stdout
-    /// as `listening on http://ADDR`.
+    /// as `listening on http://ADDR` (https with --tls-cert).
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
 
@@ -90,6 +90,15 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     app_signing_secret_file: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain (server certificate first) instead of plain
+    /// HTTP; needs --tls-key. The address is then printed as `listening on https://ADDR`.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Log format (logs go to stderr; RUST_LOG filters them, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -134,6 +143,19 @@ fn read_api_keys(args: &Args) -> anyhow::Result<Vec<String>> {
         keys.push(DEFAULT_API_KEY.to_owned());
     }
     Ok(keys)
+}
+
+fn read_tls_identity(args: &Args) -> anyhow::Result<Option<TlsIdentity>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))
+    };
+    Ok(Some(TlsIdentity {
+        cert_chain_pem: read(cert)?,
+        key_pem: read(key)?,
+    }))
 }
 
 fn init_logging(format: LogFormat) {
@@ -200,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
         delivery_timeout: args.delivery_timeout,
         allow_non_loopback_listen: args.allow_non_loopback_listen,
         mutation_log_capacity: args.mutation_log_capacity,
+        tls: read_tls_identity(&args)?,
     };
     let quirks = config.quirks.to_string();
     let emulator = Emulator::spawn(config, args.listen)
@@ -208,7 +231,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Scripts wait for this exact line to learn the port.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{}", emulator.addr())?;
+    let scheme = emulator.base_url().scheme().to_owned();
+    writeln!(stdout, "listening on {scheme}://{}", emulator.addr())?;
     stdout.flush()?;
     drop(stdout);
     tracing::info!(addr = %emulator.addr(), %quirks, "ivy-emulator ready");
@@ -245,6 +269,16 @@ mod tests {
         let args = Args::try_parse_from(["ivy-emulator", "--quirks", "bare-409,json-404"]).unwrap();
         assert_eq!(args.quirks.to_string(), "bare-409,json-404");
         assert!(Args::try_parse_from(["ivy-emulator", "--quirks", "grumpy"]).is_err());
+    }
+
+    #[test]
+    fn a_tls_certificate_needs_its_key_and_the_other_way_round() {
+        assert!(Args::try_parse_from(["ivy-emulator", "--tls-cert", "c.pem"]).is_err());
+        assert!(Args::try_parse_from(["ivy-emulator", "--tls-key", "k.pem"]).is_err());
+        let args =
+            Args::try_parse_from(["ivy-emulator", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+                .unwrap();
+        assert_eq!(args.tls_cert, Some(PathBuf::from("c.pem")));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod marker;
 pub mod metrics;
 mod outcome;
 mod remote;
+pub mod restart;
 pub mod secret;
 pub mod status;
 mod target;

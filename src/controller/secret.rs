@@ -85,6 +85,9 @@ pub struct StoredSecret {
     pub url: Option<String>,
     /// A create whose outcome is not settled (see [`ANNOTATION_CREATE_ATTEMPT`]).
     pub attempt: Option<CreateAttempt>,
+    /// When the Secret was created (observed, never written): the age of a secret that was
+    /// never rotated.
+    pub secret_created_at: Option<Timestamp>,
 }
 
 /// The Secret of a resource, as found in the cluster.
@@ -156,10 +159,16 @@ fn read_stored(secret: &Secret) -> StoredSecret {
         adopted: annotation(ANNOTATION_ADOPTED),
         attempt: annotation(ANNOTATION_CREATE_ATTEMPT).and_then(|a| CreateAttempt::parse(&a)),
         url: text(KEY_URL),
+        secret_created_at: secret.metadata.creation_timestamp.as_ref().map(|t| t.0),
     }
 }
 
-/// The complete Secret the operator applies for `stored`. With `owned == false` (orphaning) the
+/// Prefix of the annotations the operator keeps its memory in: a `spec.secretTemplate`
+/// annotation under it is never written, so a template cannot pose as the operator's record.
+pub const OPERATOR_ANNOTATION_PREFIX: &str = "webhooks.ivy.dev/";
+
+/// The complete Secret the operator applies for `stored`, with `spec.secretTemplate`'s labels
+/// and annotations under the operator's own (which win). With `owned == false` (orphaning) the
 /// owner reference is left out so garbage collection keeps the Secret.
 pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: bool) -> Secret {
     let mut data = BTreeMap::new();
@@ -182,7 +191,12 @@ pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: b
     );
     put(KEY_URL, stored.url.as_deref());
 
-    let mut annotations = BTreeMap::new();
+    let template = sub.spec.secret_template.clone().unwrap_or_default();
+    let mut annotations: BTreeMap<String, String> = template
+        .annotations
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with(OPERATOR_ANNOTATION_PREFIX))
+        .collect();
     let mut note = |key: &str, value: Option<String>| {
         if let Some(value) = value {
             annotations.insert(key.to_owned(), value);
@@ -204,10 +218,9 @@ pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: b
     );
 
     let name = sub.metadata.name.clone().unwrap_or_default();
-    let labels = BTreeMap::from([
-        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_SUBSCRIPTION.to_owned(), name),
-    ]);
+    let mut labels = template.labels;
+    labels.insert(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned());
+    labels.insert(LABEL_SUBSCRIPTION.to_owned(), name);
     let owner_references = owned
         .then(|| owner_reference(sub))
         .flatten()
@@ -239,6 +252,7 @@ fn owner_reference(sub: &WebhookSubscription) -> Option<OwnerReference> {
 mod tests {
     use super::*;
     use crate::controller::test_support::{secret_of, sub};
+    use crate::crd::SecretTemplate;
 
     fn stored() -> StoredSecret {
         StoredSecret {
@@ -281,6 +295,98 @@ mod tests {
         assert_eq!(
             secret.metadata.annotations.unwrap()[ANNOTATION_PREVIOUS_ID],
             "sub-0"
+        );
+    }
+
+    fn with_template(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> WebhookSubscription {
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let mut sub = sub();
+        sub.spec.secret_template = Some(SecretTemplate {
+            labels: pairs(labels),
+            annotations: pairs(annotations),
+        });
+        sub
+    }
+
+    #[test]
+    fn template_labels_and_annotations_are_added_to_the_secret() {
+        let sub = with_template(
+            &[("team", "shop")],
+            &[("reloader.stakater.com/match", "true")],
+        );
+        let secret = desired_secret(&sub, &stored(), true);
+        let labels = secret.metadata.labels.unwrap();
+        assert_eq!(labels["team"], "shop");
+        assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+        let annotations = secret.metadata.annotations.unwrap();
+        assert_eq!(annotations["reloader.stakater.com/match"], "true");
+        assert_eq!(annotations[ANNOTATION_ROTATION], "r1");
+    }
+
+    #[test]
+    fn the_operators_labels_win_over_the_template() {
+        let sub = with_template(
+            &[(LABEL_MANAGED_BY, "helm"), (LABEL_SUBSCRIPTION, "payments")],
+            &[],
+        );
+        let secret = desired_secret(&sub, &stored(), true);
+        let labels = secret.metadata.labels.clone().unwrap();
+        assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+        assert_eq!(labels[LABEL_SUBSCRIPTION], "orders");
+        assert!(matches!(
+            classify(Some(&secret), &sub),
+            SecretOwnership::Ours(_)
+        ));
+    }
+
+    #[test]
+    fn template_annotations_in_the_operators_prefix_are_never_written() {
+        // Read back as the operator's record, such an annotation would answer a rotation
+        // request or name a subscription to delete.
+        let sub = with_template(
+            &[],
+            &[
+                (ANNOTATION_ROTATION, "forged"),
+                (ANNOTATION_PREVIOUS_ID, "someone-elses"),
+                ("example.com/kept", "yes"),
+            ],
+        );
+        let mut plain = stored();
+        plain.rotation = None;
+        let secret = desired_secret(&sub, &plain, true);
+        let annotations = secret.metadata.annotations.clone().unwrap();
+        assert!(
+            !annotations.contains_key(ANNOTATION_ROTATION),
+            "{annotations:?}"
+        );
+        assert!(
+            !annotations.contains_key(ANNOTATION_PREVIOUS_ID),
+            "{annotations:?}"
+        );
+        assert_eq!(annotations["example.com/kept"], "yes");
+        assert_eq!(classify(Some(&secret), &sub), SecretOwnership::Ours(plain));
+    }
+
+    #[test]
+    fn the_secrets_creation_time_is_read_but_never_written() {
+        let mut secret = desired_secret(&sub(), &stored(), true);
+        let created: Timestamp = "2026-05-01T08:00:00Z".parse().unwrap();
+        secret.metadata.creation_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created),
+        );
+        let SecretOwnership::Ours(read) = classify(Some(&secret), &sub()) else {
+            panic!("not ours");
+        };
+        assert_eq!(read.secret_created_at, Some(created));
+        assert!(
+            desired_secret(&sub(), &read, true)
+                .metadata
+                .creation_timestamp
+                .is_none()
         );
     }
 

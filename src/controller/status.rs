@@ -87,6 +87,8 @@ pub struct Outcome {
     pub message: String,
     /// The remote id now stored in the Secret, if any.
     pub subscription_id: Option<String>,
+    /// When the stored signing secret was created or last rotated, if known.
+    pub last_rotation: Option<Timestamp>,
 }
 
 impl Outcome {
@@ -99,7 +101,14 @@ impl Outcome {
             reason,
             message: message.into(),
             subscription_id,
+            last_rotation: None,
         }
+    }
+
+    /// The same outcome, reporting when the signing secret was created or last rotated.
+    pub fn with_last_rotation(mut self, at: Option<Timestamp>) -> Self {
+        self.last_rotation = at;
+        self
     }
 }
 
@@ -142,7 +151,17 @@ pub fn compute_status(
         secret_name: Some(sub.secret_name()),
         observed_generation: generation,
         conditions,
+        // Whole seconds, as the API server stores a time: the status read back then compares
+        // equal and is not written again.
+        last_rotation_time: outcome
+            .last_rotation
+            .map(|at| Time(whole_seconds(at)))
+            .or(old.last_rotation_time),
     }
+}
+
+fn whole_seconds(at: Timestamp) -> Timestamp {
+    Timestamp::from_second(at.as_second()).unwrap_or(at)
 }
 
 fn truncate(message: &str, max: usize) -> String {
@@ -226,6 +245,30 @@ mod tests {
         let failing = Outcome::new(Reason::IvyUnavailable, "retrying", None);
         let status = compute_status(&sub, &failing, Timestamp::UNIX_EPOCH);
         assert_eq!(status.subscription_id.as_deref(), Some("sub-1"));
+    }
+
+    #[test]
+    fn last_rotation_time_is_reported_in_whole_seconds() {
+        let at: Timestamp = "2026-06-01T12:00:00.75Z".parse().unwrap();
+        let outcome = Outcome::new(Reason::Subscribed, "ok", Some("sub-1".into()))
+            .with_last_rotation(Some(at));
+        let status = compute_status(&sub(), &outcome, Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            status.last_rotation_time,
+            Some(Time("2026-06-01T12:00:00Z".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_the_known_last_rotation_time() {
+        let mut sub = sub();
+        let at: Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
+        let ok = Outcome::new(Reason::Subscribed, "ok", Some("sub-1".into()))
+            .with_last_rotation(Some(at));
+        sub.status = Some(compute_status(&sub, &ok, Timestamp::UNIX_EPOCH));
+        let failing = Outcome::new(Reason::IvyUnavailable, "retrying", None);
+        let status = compute_status(&sub, &failing, Timestamp::UNIX_EPOCH);
+        assert_eq!(status.last_rotation_time, Some(Time(at)));
     }
 
     #[test]

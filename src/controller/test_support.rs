@@ -35,6 +35,9 @@ pub fn sub() -> WebhookSubscription {
             active: true,
             secret_name: None,
             deletion_policy: DeletionPolicy::Delete,
+            secret_template: None,
+            restart_on_rotation: Vec::new(),
+            rotation: None,
         },
     );
     sub.metadata = ObjectMeta {

@@ -4,7 +4,9 @@
 pub mod account;
 pub mod events;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,11 @@ pub const ANNOTATION_PAUSED: &str = "webhooks.ivy.dev/paused";
 pub const ANNOTATION_ADOPT: &str = "webhooks.ivy.dev/subscription-id";
 /// Longest URL the schema admits.
 pub const MAX_URL_LEN: usize = 2048;
+/// Pod-template annotation the operator sets on `spec.restartOnRotation` workloads: a hash of
+/// the current signing secret, so that a new secret rolls their pods.
+pub const ANNOTATION_SECRET_HASH: &str = "webhooks.ivy.dev/secret-hash";
+/// Most workloads `spec.restartOnRotation` may name.
+pub const MAX_RESTART_TARGETS: usize = 16;
 /// Longest description the schema admits (Ivy's limit is undocumented; this leaves room for
 /// the operator's ownership marker).
 pub const MAX_DESCRIPTION_LEN: usize = 200;
@@ -48,6 +55,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
     printcolumn(name = "Subscription", type_ = "string", json_path = ".status.subscriptionId"),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
+    printcolumn(name = "Rotated", type_ = "date", json_path = ".status.lastRotationTime"),
     printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 241").message("metadata.name must be at most 241 characters so that the default Secret name '<name>-ivy-webhook' fits in 253"),
@@ -95,6 +103,88 @@ pub struct WebhookSubscriptionSpec {
     /// Without it the operator's own account (its flags) is used. Immutable once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_ref: Option<AccountRef>,
+    /// Labels and annotations added to the generated Secret, e.g. those a reloader watches.
+    /// The operator's own labels (app.kubernetes.io/managed-by, webhooks.ivy.dev/subscription)
+    /// win over these, and annotations under webhooks.ivy.dev/ are the operator's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+
+    /// Workloads in this namespace whose pods are restarted when the signing secret changes
+    /// (rotation, replacement of a vanished subscription, a lost Secret): the operator sets the
+    /// pod-template annotation webhooks.ivy.dev/secret-hash to a hash of the new secret, once
+    /// per change. Needs the chart's restartOnRotation.enabled=true. Receivers that read the
+    /// Secret from a volume and accept previous-signing-secret need none of this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["kind".into(), "name".into()]))]
+    pub restart_on_rotation: Vec<WorkloadRef>,
+
+    /// Rotate the signing secret on a schedule, on top of the rotate-secret annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
+}
+
+/// Labels and annotations for the generated Secret.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    /// Labels added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A workload in the resource's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Deployment, StatefulSet or DaemonSet (group apps).
+    pub kind: WorkloadKind,
+    /// Name of the workload in this namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+/// Kinds of workload whose pod template the operator may annotate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// Scheduled rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// How long a signing secret is used before the operator rotates it, counted from its
+    /// creation or last rotation: whole numbers of days, hours, minutes and seconds in that
+    /// order, e.g. 90d, 2160h, 36h30m; at least 1m. A rotation never starts while the previous
+    /// one's grace period runs, so rotations are at least that far apart.
+    #[x_kube(validation = Rule::new("self.contains('d') || duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
+    #[schemars(
+        length(min = 2, max = 32),
+        regex(pattern = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
+    )]
+    pub every: String,
 }
 
 fn default_active() -> bool {
@@ -132,6 +222,11 @@ pub struct WebhookSubscriptionStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+
+    /// When the current signing secret was stored: its last rotation, or the create of its
+    /// subscription. Scheduled rotations (spec.rotation.every) count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
 }
 
 impl WebhookSubscription {

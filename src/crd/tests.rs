@@ -23,6 +23,9 @@ fn spec() -> WebhookSubscriptionSpec {
         active: true,
         secret_name: None,
         deletion_policy: DeletionPolicy::Delete,
+        secret_template: None,
+        restart_on_rotation: Vec::new(),
+        rotation: None,
     }
 }
 
@@ -145,6 +148,7 @@ fn crd_has_short_name_status_and_printer_columns() {
             "URL",
             "Subscription",
             "Secret",
+            "Rotated",
             "Message",
             "Age"
         ]
@@ -159,4 +163,88 @@ fn committed_crd_file_is_up_to_date() {
         crd_yaml().unwrap(),
         "crds/ is stale: run `make crd`"
     );
+}
+
+fn with_rotation_every(every: &str) -> WebhookSubscription {
+    sub(WebhookSubscriptionSpec {
+        rotation: Some(RotationSpec {
+            every: every.into(),
+        }),
+        ..spec()
+    })
+}
+
+#[test]
+fn rotation_intervals_of_a_minute_or_more_are_accepted() {
+    for every in ["1m", "90d", "2160h", "36h30m", "1h0m30s"] {
+        assert_eq!(cel_errors(&with_rotation_every(every)), "", "{every}");
+    }
+}
+
+#[test]
+fn rotation_intervals_under_a_minute_are_refused() {
+    let errors = cel_errors(&with_rotation_every("59s"));
+    assert!(errors.contains("at least 1m"), "{errors}");
+}
+
+fn spec_property(path: &[&str]) -> serde_json::Value {
+    let crd = serde_json::to_value(WebhookSubscription::crd()).unwrap();
+    let mut node = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    for key in path {
+        node = &node["properties"][key];
+    }
+    node.clone()
+}
+
+#[test]
+fn schema_bounds_the_interval_text_so_the_api_server_can_cost_its_rule() {
+    let every = spec_property(&["rotation", "every"]);
+    assert_eq!(every["maxLength"], 32);
+    assert_eq!(
+        every["pattern"],
+        "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+    );
+    assert!(every["x-kubernetes-validations"].is_array(), "{every}");
+}
+
+#[test]
+fn restart_targets_are_a_map_keyed_by_kind_and_name_of_three_workload_kinds() {
+    let targets = spec_property(&["restartOnRotation"]);
+    assert_eq!(targets["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        targets["x-kubernetes-list-map-keys"],
+        serde_json::json!(["kind", "name"])
+    );
+    assert_eq!(targets["maxItems"], MAX_RESTART_TARGETS);
+    assert_eq!(
+        targets["items"]["properties"]["kind"]["enum"],
+        serde_json::json!(["Deployment", "StatefulSet", "DaemonSet"])
+    );
+}
+
+#[test]
+fn receiver_fields_are_optional_and_read_in_camel_case() {
+    let parsed: WebhookSubscriptionSpec = serde_json::from_value(serde_json::json!({
+        "url": "https://a.example/h",
+        "events": ["test"],
+        "secretTemplate": {"labels": {"team": "shop"}, "annotations": {"reloader.stakater.com/match": "true"}},
+        "restartOnRotation": [{"kind": "StatefulSet", "name": "receiver"}],
+        "rotation": {"every": "90d"},
+    }))
+    .unwrap();
+    let template = parsed.secret_template.unwrap();
+    assert_eq!(template.labels["team"], "shop");
+    assert_eq!(template.annotations["reloader.stakater.com/match"], "true");
+    assert_eq!(
+        parsed.restart_on_rotation[0].kind,
+        WorkloadKind::StatefulSet
+    );
+    assert_eq!(parsed.rotation.unwrap().every, "90d");
+    let bare: WebhookSubscriptionSpec = serde_json::from_value(serde_json::json!({
+        "url": "https://a.example/h",
+        "events": ["test"],
+    }))
+    .unwrap();
+    assert_eq!(bare.secret_template, None);
+    assert!(bare.restart_on_rotation.is_empty());
 }

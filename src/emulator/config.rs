@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::quirks::Quirks;
+use super::tls::TlsIdentity;
 
 /// The API key [`EmulatorConfig::default`] accepts.
 pub const DEFAULT_API_KEY: &str = "ivy-emulator-api-key";
@@ -48,6 +49,8 @@ pub struct EmulatorConfig {
     pub allow_non_loopback_listen: bool,
     /// How many mutating requests the admin API's log keeps.
     pub mutation_log_capacity: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -68,6 +71,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("delivery_timeout", &self.delivery_timeout)
             .field("allow_non_loopback_listen", &self.allow_non_loopback_listen)
             .field("mutation_log_capacity", &self.mutation_log_capacity)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -84,11 +88,18 @@ impl Default for EmulatorConfig {
             delivery_timeout: Duration::from_secs(10),
             allow_non_loopback_listen: false,
             mutation_log_capacity: DEFAULT_MUTATION_LOG_CAPACITY,
+            tls: None,
         }
     }
 }
 
 impl EmulatorConfig {
+    /// Serve HTTPS with this certificate chain and key.
+    pub fn with_tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self
+    }
+
     /// Accept exactly this API key (replacing the default one).
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_keys = vec![key.into()];

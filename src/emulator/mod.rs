@@ -28,6 +28,7 @@ pub mod model;
 pub mod payloads;
 pub mod quirks;
 pub mod state;
+pub mod tls;
 
 mod admin;
 mod delivery_log;
@@ -59,6 +60,7 @@ pub use delivery_log::{Attempt, Delivery, DeliveryState};
 pub use faults::{AfterCommit, Fault, FaultKind, FaultSpec};
 pub use quirks::{ConflictBody, Quirks, QuirksError};
 pub use state::{EmulatorState, SendEventError, SubscriptionView};
+pub use tls::{TlsError, TlsIdentity};
 
 use shared::Shared;
 
@@ -79,6 +81,8 @@ pub enum EmulatorError {
     BaseUrl { addr: SocketAddr },
     #[error("failed to build the delivery HTTP client")]
     DeliveryClient(#[source] reqwest::Error),
+    #[error("cannot serve TLS")]
+    Tls(#[from] TlsError),
 }
 
 /// Starts emulators.
@@ -112,30 +116,51 @@ impl Emulator {
             .app_signing_secret
             .clone()
             .unwrap_or_else(model::new_secret);
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| EmulatorError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| EmulatorError::Bind { addr, source })?;
-        let base_url = Url::parse(&format!("http://{local}/"))
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = Url::parse(&format!("{scheme}://{local}/"))
             .map_err(|_| EmulatorError::BaseUrl { addr: local })?;
         let shared = Arc::new(Shared::new(config, app_secret, delivery_http));
         let app = server::router(shared.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await;
-            if let Err(err) = served {
-                tracing::error!(error = %err, "ivy-emulator server stopped");
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let server = match tls {
+            None => tokio::spawn(async move {
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped)
+                .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "ivy-emulator server stopped");
+                }
+            }),
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config)
+                    .map_err(|source| EmulatorError::Bind { addr, source })?;
+                let app = app.layer(axum::middleware::from_fn(tls::peer_as_socket_addr));
+                tokio::spawn(async move {
+                    let served = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<tls::TlsPeer>(),
+                    )
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                    if let Err(err) = served {
+                        tracing::error!(error = %err, "ivy-emulator server stopped");
+                    }
+                })
             }
-        });
+        };
         Ok(RunningEmulator {
             addr: local,
             base_url,
@@ -162,7 +187,7 @@ impl RunningEmulator {
         self.addr
     }
 
-    /// `http://ADDR/`, the base URL for an Ivy client.
+    /// `http://ADDR/` (`https://ADDR/` when serving TLS), the base URL for an Ivy client.
     pub fn base_url(&self) -> Url {
         self.base_url.clone()
     }

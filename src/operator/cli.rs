@@ -57,6 +57,11 @@ pub struct RunArgs {
     #[arg(long, env = "IVY_API_KEY", hide_env_values = true, hide = true)]
     pub ivy_api_key: Option<String>,
 
+    /// A PEM file of CA certificates to trust for Ivy's API, beside webpki's roots and the
+    /// system's CA store: a private CA, or the CA of a TLS-inspecting proxy.
+    #[arg(long, env = "IVY_CA_FILE")]
+    pub ivy_ca_file: Option<PathBuf>,
+
     /// Which shape of Ivy's API to speak.
     #[arg(long, env = "IVY_DIALECT", value_enum, default_value = "rest")]
     pub ivy_dialect: Dialect,
@@ -197,6 +202,7 @@ mod tests {
         assert!(!args.leader_election);
         assert_eq!(args.ivy_rate, 50.0);
         assert_eq!(args.ivy_burst, 100);
+        assert_eq!(args.ivy_ca_file, None);
     }
 
     #[test]
@@ -228,6 +234,23 @@ mod tests {
             panic!("expected crd");
         };
         assert_eq!(args.output_dir, Some(PathBuf::from("crds")));
+    }
+
+    #[test]
+    fn the_ca_file_is_a_flag_or_an_environment_variable() {
+        let cli = Cli::try_parse_from([
+            "ivy-webhook-operator",
+            "run",
+            "--ivy-base-url",
+            "https://ivy.internal",
+            "--ivy-ca-file",
+            "/etc/ivy-ca/ca.crt",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.ivy_ca_file, Some(PathBuf::from("/etc/ivy-ca/ca.crt")));
     }
 
     #[test]

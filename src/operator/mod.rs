@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod leader;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod start;
 

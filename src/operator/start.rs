@@ -18,6 +18,7 @@ use crate::controller::{self, Context, ControllerConfig};
 use crate::ivy::{ApiKey, ClientConfig, Dialect, SharedIvyApi, SigningSecret, build_ivy_client};
 use crate::operator::cli::RunArgs;
 use crate::operator::leader::Leadership;
+use crate::operator::metrics::ProcessMetrics;
 use crate::operator::server::{self, Health};
 
 /// How the process ended.
@@ -45,10 +46,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
+    let process_metrics = ProcessMetrics::register(&mut registry);
     let mut ivy_config = ClientConfig::new(args.ivy_base_url.clone(), api_key, args.ivy_dialect);
     ivy_config.request_timeout = args.ivy_request_timeout;
     ivy_config.api_key_file = args.ivy_api_key_file.clone();
-    let http = crate::ivy::http_client(ivy_config.connect_timeout, ivy_config.request_timeout)?;
+    ivy_config.ca_file = args.ivy_ca_file.clone();
+    let http = ivy_config.http_client()?;
     let ivy = Arc::new(InstrumentedIvy::new(
         build_ivy_client(ivy_config, http.clone()),
         metrics.clone(),
@@ -151,6 +154,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         health.set_ready(false);
         leadership = Some(lease);
     }
+    // The leader, or the only replica: this process reconciles from here on.
+    process_metrics.set_leader(true);
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
     let lost_watch = leadership.as_ref().map(|lease| {
@@ -186,6 +191,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let ready = health.clone();
     controller::run(ctx, controller_stop, move || ready.set_ready(true)).await;
     health.set_ready(false);
+    process_metrics.set_leader(false);
     let _ = accounts_task.await;
 
     let lost = *lost_rx.borrow_and_update();

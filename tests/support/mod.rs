@@ -793,3 +793,103 @@ pub async fn marked_for(emulator: &Emulator, uid: &str) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A Deployment in `namespace` that stands in for a receiver: its pods never run (the test
+/// control plane has no scheduler), but its pod template is what restart on rotation patches.
+pub async fn apply_receiver_deployment(namespace: &str, name: &str) {
+    apply(
+        namespace,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: receiver\n          image: registry.invalid/receiver:1\n"
+        ),
+    )
+    .await;
+}
+
+/// The `webhooks.ivy.dev/secret-hash` annotation of a Deployment's pod template, if any.
+pub async fn deployment_secret_hash(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Option<String> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    let deployment = api.get(name).await.expect("get Deployment");
+    deployment
+        .spec?
+        .template
+        .metadata?
+        .annotations?
+        .get("webhooks.ivy.dev/secret-hash")
+        .cloned()
+}
+
+/// The reasons of the Events about the WebhookSubscription `name`.
+pub async fn event_reasons(namespace: &str, name: &str) -> Vec<String> {
+    let (ok, out, err) = kubectl(&["get", "events", "-n", namespace, "-o", "json"]).await;
+    assert!(ok, "{err}");
+    let events: Value = serde_json::from_str(&out).unwrap();
+    events["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| {
+            e["involvedObject"]["kind"] == "WebhookSubscription"
+                && e["involvedObject"]["name"] == name
+        })
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A CA made for one test, and a server certificate it signed for 127.0.0.1, all PEM.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&server_key, &ca)
+            .unwrap();
+        Self {
+            ca_pem: ca.pem(),
+            server_cert_pem: server.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        }
+    }
+}
+
+impl Emulator {
+    /// The emulator serving HTTPS with a certificate of `ca`; the admin API is reached through
+    /// a client that trusts `ca`.
+    pub async fn start_tls(dir: &Path, ca: &TestCa, extra: &[&str]) -> Self {
+        let cert = dir.join("emulator.crt");
+        let key = dir.join("emulator.key");
+        std::fs::write(&cert, &ca.server_cert_pem).unwrap();
+        std::fs::write(&key, &ca.server_key_pem).unwrap();
+        let cert = cert.display().to_string();
+        let key = key.display().to_string();
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
+        args.extend_from_slice(extra);
+        let mut emulator = Self::start(dir, &args).await;
+        assert!(
+            emulator.base_url.starts_with("https://"),
+            "{}",
+            emulator.base_url
+        );
+        emulator.http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        emulator
+    }
+}

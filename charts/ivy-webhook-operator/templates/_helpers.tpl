@@ -127,6 +127,9 @@ Mount paths of the files the operator reads.
 {{- define "ivy-webhook-operator.appSigningSecretDir" -}}
 /var/run/secrets/ivy-webhook-operator/app-signing-secret
 {{- end }}
+{{- define "ivy-webhook-operator.caBundleDir" -}}
+/etc/ivy-webhook-operator/ca
+{{- end }}
 
 {{/*
 The operator's arguments, from the values (a YAML list). extraArgs come after them.
@@ -138,6 +141,10 @@ The operator's arguments, from the values (a YAML list). extraArgs come after th
 - {{ printf "--ivy-api-key-file=%s/api-key" (include "ivy-webhook-operator.apiKeyDir" .) | quote }}
 {{- if (.Values.ivy.appSigningSecret | default dict).name }}
 - {{ printf "--app-signing-secret-file=%s/signing-secret" (include "ivy-webhook-operator.appSigningSecretDir" .) | quote }}
+{{- end }}
+{{- $caBundle := .Values.ivy.caBundle | default dict }}
+{{- if or $caBundle.configMap $caBundle.secret }}
+- {{ printf "--ivy-ca-file=%s/ca.crt" (include "ivy-webhook-operator.caBundleDir" .) | quote }}
 {{- end }}
 {{- with .Values.ivy.requestTimeout }}
 - {{ printf "--ivy-request-timeout=%s" . | quote }}

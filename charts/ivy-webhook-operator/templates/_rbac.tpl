@@ -35,4 +35,12 @@ rules:
   - apiGroups: ["events.k8s.io"]
     resources: ["events"]
     verbs: ["create", "patch"]
+  {{- if .Values.restartOnRotation.enabled }}
+  # spec.restartOnRotation: when a signing secret changes, the operator reads each named
+  # workload and patches only its pod template's webhooks.ivy.dev/secret-hash annotation
+  # (merge patch), which rolls its pods. RBAC cannot limit this to the named workloads.
+  - apiGroups: ["apps"]
+    resources: ["deployments", "statefulsets", "daemonsets"]
+    verbs: ["get", "patch"]
+  {{- end }}
 {{- end }}

@@ -26,6 +26,7 @@ use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::outcome::{Interrupt, Step, crash_point};
 use crate::controller::remote::{Claim, claimed_by_another};
+use crate::controller::restart;
 use crate::controller::secret::StoredSecret;
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
@@ -129,7 +130,9 @@ fn plan(inputs: &Inputs, facts: &Facts) -> Decision {
         .unwrap_or(Decision::Done)
 }
 
-/// In step: write the Secret if anything changed, remember the check, report.
+/// In step: write the Secret if anything changed, restart the workloads that must see a new
+/// secret, remember the check, report (and when to look again: the resync, the end of a grace
+/// period or the next scheduled rotation, whichever comes first).
 async fn finish(
     target: &Target,
     ctx: &Context,
@@ -139,6 +142,9 @@ async fn finish(
 ) -> Step<(Outcome, Duration)> {
     let sub = inputs.sub;
     facts.stored.url = Some(sub.spec.url.clone());
+    rotation::note_replaced_secret(&mut facts.stored, original, inputs.now);
+    let last_rotation = rotation::last_rotation(&facts.stored, facts.created, inputs.now);
+    let until_rotation = rotation::until_due(sub, &facts.stored, facts.created, inputs.now);
     let stored = facts.stored;
     let unchanged = match target.persisted() {
         Some(last) => last == stored,
@@ -147,17 +153,22 @@ async fn finish(
     if !unchanged {
         target.write_secret(&stored, true).await?;
     }
+    if restart::restart_due(sub, original, &stored) {
+        restart::restart_workloads(ctx, sub, &stored).await;
+    }
 
     crash_point!("converge-before-status");
     ctx.verified
         .record(&target.key, drift::fingerprint(sub, &stored), inputs.now);
-    let next_check = rotation::grace_left(&stored, inputs.rotation_grace_period, inputs.now)
+    let grace_left = rotation::grace_left(&stored, inputs.rotation_grace_period, inputs.now)
         .filter(|_| {
             stored.previous_subscription_id.is_some() || stored.previous_signing_secret.is_some()
-        })
-        .map_or(ctx.config.resync_interval, |left| {
-            left.min(ctx.config.resync_interval)
         });
+    let next_check = [grace_left, until_rotation]
+        .into_iter()
+        .flatten()
+        .fold(ctx.config.resync_interval, Duration::min);
+    ctx.metrics.set_last_rotation(&target.key, last_rotation);
     let id = stored.subscription_id.clone();
     let outcome = if stored.signing_secret.is_none() {
         Outcome::new(
@@ -169,17 +180,17 @@ async fn finish(
             id,
         )
     } else {
-        Outcome::new(
-            Reason::Subscribed,
-            format!(
-                "subscription {} matches the spec; its signing secret is in Secret {}",
-                id.as_deref().unwrap_or_default(),
-                target.secret_name
-            ),
-            id,
-        )
+        let mut message = format!(
+            "subscription {} matches the spec; its signing secret is in Secret {}",
+            id.as_deref().unwrap_or_default(),
+            target.secret_name
+        );
+        if sub.spec.rotation.is_some() && !inputs.capabilities.per_subscription_secret {
+            message.push_str("; spec.rotation is ignored: in this Ivy dialect the signing secret is the merchant app's, rotated in Ivy's dashboard");
+        }
+        Outcome::new(Reason::Subscribed, message, id)
     };
-    Ok((outcome, next_check))
+    Ok((outcome.with_last_rotation(last_rotation), next_check))
 }
 
 /// A decision's name for logs (never its contents: they may hold a secret).

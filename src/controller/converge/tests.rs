@@ -661,3 +661,153 @@ fn every_decision_changes_what_the_next_plan_sees() {
     }
     assert_eq!(steps.len(), 2, "{steps:?}");
 }
+
+#[test]
+fn scheduled_rotation_table() {
+    let every_hour = |mut situation: Situation| {
+        situation.sub.spec.rotation = Some(crate::crd::RotationSpec { every: "1h".into() });
+        situation
+    };
+    let rotated = |secs: i64| StoredSecret {
+        rotated_at: Some(ago(secs)),
+        ..stored_with("sub-1")
+    };
+    let rotate = |value: &str| {
+        Decision::Create(Purpose::Rotate {
+            value: value.into(),
+        })
+    };
+    let cases: Vec<(&str, Situation, Decision)> = vec![
+        (
+            "an hour after the last rotation: rotate",
+            every_hour(Situation::new().stored(rotated(3_600)).verified()),
+            rotate(""),
+        ),
+        (
+            "never rotated, Secret created over an hour ago: rotate",
+            every_hour(
+                Situation::new()
+                    .stored(StoredSecret {
+                        secret_created_at: Some(ago(3_700)),
+                        ..stored_with("sub-1")
+                    })
+                    .verified(),
+            ),
+            rotate(""),
+        ),
+        (
+            "due with an answered annotation: the rotation answers it again, so it stays answered",
+            every_hour(
+                Situation::new()
+                    .annotate(ANNOTATION_ROTATE, "r1")
+                    .stored(StoredSecret {
+                        rotation: Some("r1".into()),
+                        ..rotated(4_000)
+                    })
+                    .verified(),
+            ),
+            rotate("r1"),
+        ),
+        (
+            "due and a new annotation value: the request is what is answered",
+            every_hour(
+                Situation::new()
+                    .annotate(ANNOTATION_ROTATE, "r2")
+                    .stored(StoredSecret {
+                        rotation: Some("r1".into()),
+                        ..rotated(4_000)
+                    })
+                    .facts(|f| f.remote = Remote::InStep),
+            ),
+            rotate("r2"),
+        ),
+        (
+            "not due yet: nothing to do",
+            every_hour(Situation::new().stored(rotated(3_500)).verified()),
+            Decision::Done,
+        ),
+        (
+            "created in this reconcile: due a whole interval later",
+            every_hour(
+                Situation::new()
+                    .stored(StoredSecret {
+                        secret_created_at: Some(ago(86_400)),
+                        ..stored_with("sub-1")
+                    })
+                    .facts(|f| {
+                        f.created = true;
+                        f.remote = Remote::InStep;
+                    }),
+            ),
+            Decision::Done,
+        ),
+        (
+            "due during another rotation's grace period: waits for it",
+            every_hour(
+                Situation::new()
+                    .stored(StoredSecret {
+                        previous_subscription_id: Some("sub-0".into()),
+                        previous_signing_secret: Some(SigningSecret::new("whsec_old")),
+                        secret_created_at: Some(ago(86_400)),
+                        ..rotated(10)
+                    })
+                    .verified(),
+            ),
+            Decision::Done,
+        ),
+        (
+            "due without a schedule: nothing to do",
+            Situation::new().stored(rotated(86_400)).verified(),
+            Decision::Done,
+        ),
+        (
+            "due in the service dialect, whose secret is the app's: nothing to do",
+            every_hour(
+                Situation::new()
+                    .service("whsec_current")
+                    .stored(rotated(86_400))
+                    .facts(|f| f.remote = Remote::InStep),
+            ),
+            Decision::Done,
+        ),
+        (
+            "due while the resource is being deleted: nothing is created",
+            every_hour(
+                Situation::new()
+                    .stored(rotated(86_400))
+                    .verified()
+                    .deleting(),
+            ),
+            Decision::Done,
+        ),
+    ];
+    for (name, situation, expected) in cases {
+        assert_eq!(situation.decide(), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_scheduled_rotation_once_started_is_not_started_again() {
+    let mut situation = Situation::new()
+        .stored(StoredSecret {
+            rotated_at: Some(ago(7_200)),
+            ..stored_with("sub-1")
+        })
+        .verified();
+    situation.sub.spec.rotation = Some(crate::crd::RotationSpec { every: "1h".into() });
+    assert!(matches!(
+        situation.decide(),
+        Decision::Create(Purpose::Rotate { .. })
+    ));
+    // What the create records (see `create::create`).
+    let stored = &mut situation.facts.stored;
+    stored.previous_subscription_id = stored.subscription_id.replace("sub-2".into());
+    stored.previous_signing_secret = stored
+        .signing_secret
+        .replace(SigningSecret::new("whsec_next"));
+    stored.rotation = Some(String::new());
+    stored.rotated_at = Some(now());
+    situation.facts.created = true;
+    situation.facts.remote = Remote::InStep;
+    assert_eq!(situation.decide(), Decision::Done);
+}
