@@ -705,6 +705,20 @@ EOF
     done
     can_i patch "$subs" -n "$watched" || return 1
     can_i patch "$subs" --subresource=status -n "$watched" || return 1
+    local accounts=ivyaccounts.webhooks.ivy.dev clusters=clusterivyaccounts.webhooks.ivy.dev
+    for verb in list watch; do can_i "$verb" "$accounts" "${scope[@]}" || return 1; done
+    can_i get "$accounts" -n "$watched" || return 1
+    can_i patch "$accounts" --subresource=status -n "$watched" || return 1
+    cannot_i patch "$accounts" -n "$watched" || return 1
+    if [[ -z $other ]]; then
+      for verb in get list watch; do can_i "$verb" "$clusters" || return 1; done
+      can_i patch "$clusters" --subresource=status || return 1
+      can_i get namespaces || return 1
+    else
+      cannot_i list "$clusters" || return 1
+      cannot_i get namespaces || return 1
+    fi
+    cannot_i create "$clusters" || return 1
     for verb in get create patch; do can_i "$verb" secrets -n "$watched" || return 1; done
     for verb in create patch; do can_i "$verb" events.events.k8s.io -n "$watched" || return 1; done
     can_i create leases.coordination.k8s.io -n "$namespace" || return 1

@@ -5,21 +5,26 @@ use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 
+use crate::accounts::AccountError;
 use crate::controller::context::Context;
 use crate::controller::converge::converge;
-use crate::controller::error::Result;
+use crate::controller::error::{Error, Result};
 use crate::controller::events::{self, EventReason};
-use crate::controller::outcome::{Interrupt, ivy_failure, retry_soon, warrants_event};
+use crate::controller::outcome::{Interrupt, Retry, ivy_failure, retry_soon, warrants_event};
 use crate::controller::secret::{SecretOwnership, StoredSecret, classify};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::{Target, is_controlled_by};
 use crate::controller::validate::{SpecError, validate};
 use crate::crd::WebhookSubscription;
 use crate::ivy::Capabilities;
+use crate::ivy::error_chain;
 
 /// Reconciles a resource that is not being deleted.
 pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action> {
-    let target = Target::new(sub, &ctx)?;
+    let mut target = Target::new(sub, &ctx)?;
+    if let Err(problem) = target.bind_account(&ctx).await {
+        return account_unusable(&target, &ctx, problem).await;
+    }
     let sub = target.sub.as_ref();
 
     if let Some(outcome) = preflight(sub, target.ivy.capabilities()) {
@@ -90,6 +95,23 @@ fn preflight(sub: &WebhookSubscription, capabilities: Capabilities) -> Option<Ou
             None,
         )
     })
+}
+
+/// The account the resource names cannot be used (yet): a condition, looked at again with
+/// backoff (an account becomes Ready by itself once its Secret is right); an apiserver failure
+/// is an error.
+async fn account_unusable(target: &Target, ctx: &Context, problem: AccountError) -> Result<Action> {
+    if problem.is_transient() {
+        return Err(Error::Account { source: problem });
+    }
+    let reason = match problem {
+        AccountError::Forbidden { .. } => Reason::AccountForbidden,
+        _ => Reason::AccountNotReady,
+    };
+    let outcome = Outcome::new(reason, error_chain(&problem), None);
+    let retry = Retry::Backoff { floor: None };
+    let action = retry.action(|floor| ctx.backoff.next_delay(&target.key, floor));
+    finish(target, ctx, outcome, action).await
 }
 
 async fn finish(

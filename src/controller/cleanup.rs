@@ -19,7 +19,7 @@ use crate::controller::secret::{SecretOwnership, StoredSecret, classify};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::Target;
 use crate::crd::{DeletionPolicy, WebhookSubscription};
-use crate::ivy::{Capabilities, IvyError};
+use crate::ivy::{Capabilities, IvyError, error_chain};
 
 /// How to let a stuck deletion go, for every `CleanupBlocked` message.
 const ESCAPE_HATCH: &str =
@@ -67,9 +67,10 @@ fn plan_deletion(
 
 /// Runs when the resource is being deleted; an `Err` keeps the finalizer and retries.
 pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<Action> {
-    let target = Target::new(sub, &ctx)?;
-    let sub = target.sub.as_ref();
+    let mut target = Target::new(sub, &ctx)?;
     ctx.verified.forget(&target.key);
+    let sub = Arc::clone(&target.sub);
+    let sub = sub.as_ref();
 
     let existing = target.read_secret().await?;
     let stored = match classify(existing.as_ref(), sub) {
@@ -88,6 +89,18 @@ pub async fn cleanup(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result
         return Err(blocked(&target, &ctx, reason).await);
     }
 
+    // A resource that never reached Ivy needs neither Ivy nor its account.
+    let reached_ivy = !plan_deletion(sub, stored.as_ref(), target.ivy.capabilities())
+        .ids
+        .is_empty()
+        || stored.as_ref().is_some_and(|s| s.attempt.is_some());
+    if reached_ivy && let Err(problem) = target.bind_account(&ctx).await {
+        let reason = format!(
+            "cannot reach Ivy to delete: {}; retrying (or {ESCAPE_HATCH})",
+            error_chain(&problem)
+        );
+        return Err(blocked(&target, &ctx, reason).await);
+    }
     let capabilities = target.ivy.capabilities();
     let mut deletion = plan_deletion(sub, stored.as_ref(), capabilities);
     if !deletion.ids.is_empty() && !capabilities.delete {

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::accounts::AccountRegistry;
 use crate::controller::backoff::Backoff;
 use crate::controller::clock::{Clock, SystemClock, elapsed_between};
 use crate::controller::metrics::Metrics;
@@ -113,6 +114,9 @@ pub struct Context {
     pub verified: VerifiedCache,
     /// Where every reconcile reads the time (grace periods, cache ages, condition times).
     pub clock: Arc<dyn Clock>,
+    /// The Ivy accounts resources may name (`spec.accountRef`); without it every resource uses
+    /// `ivy` (tests, and resources without an accountRef).
+    pub accounts: Option<Arc<AccountRegistry>>,
 }
 
 impl Context {
@@ -137,7 +141,14 @@ impl Context {
             metrics,
             verified: VerifiedCache::default(),
             clock: Arc::new(SystemClock),
+            accounts: None,
         }
+    }
+
+    /// The same context resolving `spec.accountRef` through `accounts`.
+    pub fn with_accounts(mut self, accounts: Arc<AccountRegistry>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// The same context reading time from `clock` (tests move it by hand).

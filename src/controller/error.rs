@@ -1,6 +1,7 @@
 //! Errors of one reconcile. Ivy's own failures are turned into conditions (see `outcome`); what
 //! reaches `error_policy` is a failed Kubernetes call or a blocked cleanup.
 
+use crate::accounts::AccountError;
 use crate::ivy::IvyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,11 @@ pub enum Error {
         #[source]
         source: IvyError,
     },
+    #[error("failed to read the resource's Ivy account")]
+    Account {
+        #[source]
+        source: AccountError,
+    },
     #[error("cleanup is blocked: {reason}")]
     CleanupBlocked { reason: String },
     #[error("resource has no {0}")]
@@ -57,6 +63,7 @@ impl Error {
             Error::ListResources { .. } => "list_error",
             Error::Ivy { .. } => "ivy_error",
             Error::CleanupBlocked { .. } => "cleanup_blocked",
+            Error::Account { .. } => "account_error",
             Error::MissingObjectKey(_) => "invalid_object",
             Error::Finalizer(_) => "finalizer_error",
             Error::InjectedFault(_) => "injected_fault",

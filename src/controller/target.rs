@@ -8,6 +8,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use tracing::debug;
 
+use crate::accounts::AccountError;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::secret::{StoredSecret, desired_secret};
@@ -58,6 +59,23 @@ impl Target {
             namespace,
             persisted: Mutex::new(None),
         })
+    }
+
+    /// Uses the Ivy account the resource names (`spec.accountRef`) instead of the operator's
+    /// own. An `IvyAccount` is always looked up in the resource's namespace, so a resource can
+    /// never use another namespace's key.
+    pub async fn bind_account(&mut self, ctx: &Context) -> std::result::Result<(), AccountError> {
+        let (Some(accounts), Some(account_ref)) =
+            (ctx.accounts.as_ref(), self.sub.spec.account_ref.as_ref())
+        else {
+            return Ok(());
+        };
+        let resolved = accounts
+            .client_for(&self.namespace, Some(account_ref))
+            .await?;
+        self.ivy = resolved.ivy;
+        self.app_signing_secret = resolved.app_signing_secret;
+        Ok(())
     }
 
     /// What this reconcile last wrote to the Secret, if it wrote it.

@@ -111,13 +111,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         allow_adoption: args.allow_adoption,
         ..ControllerConfig::default()
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        account_registry.default_account().ivy,
-        app_signing_secret,
-        config,
-        metrics,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            account_registry.default_account().ivy,
+            app_signing_secret,
+            config,
+            metrics,
+        )
+        .with_accounts(account_registry.clone()),
+    );
 
     let mut leadership = None;
     if args.leader_election {

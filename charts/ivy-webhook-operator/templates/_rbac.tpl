@@ -43,4 +43,26 @@ rules:
     resources: ["deployments", "statefulsets", "daemonsets"]
     verbs: ["get", "patch"]
   {{- end }}
+  # IvyAccounts (docs/tenancy.md): the account controller watches them and writes their Ready
+  # condition (server-side apply on the status subresource); a WebhookSubscription's reconcile
+  # reads the one it names. Their API-key Secrets are read with the Secret get above.
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["ivyaccounts"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["ivyaccounts/status"]
+    verbs: ["patch"]
+  {{- if not (include "ivy-webhook-operator.watchNamespace" .) }}
+  # ClusterIvyAccounts, served only when every namespace is watched; a namespaceSelector in
+  # their conditions needs the labels of the resource's namespace.
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["clusterivyaccounts"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["webhooks.ivy.dev"]
+    resources: ["clusterivyaccounts/status"]
+    verbs: ["patch"]
+  - apiGroups: [""]
+    resources: ["namespaces"]
+    verbs: ["get"]
+  {{- end }}
 {{- end }}
