@@ -439,7 +439,7 @@ check "json-logs render: --log-format=json" \
 extension_points_render_ok() {
   local file=$work/rendered-extension-points.yaml objects labelled
   rendered_has "$file" 'image: "registry.example.com/mirror/ivy-webhook-operator:' \
-    '^    reloader.stakater.com/auto: "true"' '^        team: payments' '- "--ivy-rate=5"' \
+    '^    reloader.stakater.com/auto: "true"' '^        team: payments' '- "--ivy-ca-file=/etc/ivy-ca/ca.crt"' \
     "name: corporate-ca" "mountPath: /etc/ivy-ca" "tcpSocket:" "periodSeconds: 20" \
     "failureThreshold: 6" "path: /readyz" &&
     rendered_lacks "$file" "path: /healthz" || return 1

@@ -149,6 +149,12 @@ The operator's arguments, from the values (a YAML list). extraArgs come after th
 {{- with .Values.ivy.requestTimeout }}
 - {{ printf "--ivy-request-timeout=%s" . | quote }}
 {{- end }}
+{{- with .Values.ivy.rate }}
+- {{ printf "--ivy-rate=%v" . | quote }}
+{{- end }}
+{{- with .Values.ivy.burst }}
+- {{ printf "--ivy-burst=%d" (int .) | quote }}
+{{- end }}
 {{- with (include "ivy-webhook-operator.watchNamespace" .) }}
 - {{ printf "--watch-namespace=%s" . | quote }}
 {{- end }}
