@@ -782,7 +782,8 @@ EOF
   # A group and short name of its own: kubectl must never resolve `ivywh` to the copy.
   sed -i -e "s/webhooks\.ivy\.dev/$test_group/g" -e "s/^    - ivywh\$/    - ivywhcheck/" \
     "$test_chart"/files/crds/*.yaml
-  created_crds+=("$test_crd")
+  test_crds=("$test_crd" "ivyaccounts.$test_group" "clusterivyaccounts.$test_group")
+  created_crds+=("${test_crds[@]}")
   helm_releases+=(ivywh-crd-check ivywh-crd-adopt)
 
   # retry CMD...: CMD until it succeeds, for up to 20 seconds (discovery and a changed CRD's
@@ -884,9 +885,9 @@ EOF
       return 1
     fi
     grep -F "invalid ownership metadata" "$work/adopt.out" || { cat "$work/adopt.out"; return 1; }
-    kubectl annotate --overwrite crd "$test_crd" meta.helm.sh/release-name=ivywh-crd-adopt \
+    kubectl annotate --overwrite crd "${test_crds[@]}" meta.helm.sh/release-name=ivywh-crd-adopt \
       meta.helm.sh/release-namespace="$namespace" &&
-      kubectl label --overwrite crd "$test_crd" app.kubernetes.io/managed-by=Helm &&
+      kubectl label --overwrite crd "${test_crds[@]}" app.kubernetes.io/managed-by=Helm &&
       helm install ivywh-crd-adopt "$test_chart" --namespace "$namespace" --hide-notes &&
       crd_owned_by ivywh-crd-adopt
   }
