@@ -781,6 +781,7 @@ EOF
   cp -R "$chart" "$test_chart"
   # A group and short name of its own: kubectl must never resolve `ivywh` to the copy.
   sed -i -e "s/webhooks\.ivy\.dev/$test_group/g" -e "s/^    - ivywh\$/    - ivywhcheck/" \
+    -e "s/^    - ivyacct\$/    - ivyacctcheck/" -e "s/^    - civyacct\$/    - civyacctcheck/" \
     "$test_chart"/files/crds/*.yaml
   test_crds=("$test_crd" "ivyaccounts.$test_group" "clusterivyaccounts.$test_group")
   created_crds+=("${test_crds[@]}")

@@ -228,7 +228,12 @@ struct ClusterAccountGuard(String);
 impl Drop for ClusterAccountGuard {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kubectl")
-            .args(["delete", "clusterivyaccount", &self.0, "--wait=false"])
+            .args([
+                "delete",
+                "clusterivyaccounts.webhooks.ivy.dev",
+                &self.0,
+                "--wait=false",
+            ])
             .output();
     }
 }
@@ -353,7 +358,7 @@ async fn an_account_is_ready_with_a_good_key_auth_failed_with_a_bad_one_and_a_fi
         &ns.name,
         "--for=condition=Ready",
         "--timeout=10s",
-        "ivyaccount/good",
+        "ivyaccounts.webhooks.ivy.dev/good",
     ])
     .await;
     assert!(ok, "{out}{err}");

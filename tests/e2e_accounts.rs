@@ -229,5 +229,11 @@ async fn each_namespace_reaches_ivy_only_with_the_accounts_it_may_use() {
         assert!(ok, "{out}{err}");
     }
     assert!(emulator.subscriptions().await.is_empty());
-    let _ = kubectl(&["delete", "clusterivyaccount", &shared, "--wait=false"]).await;
+    let _ = kubectl(&[
+        "delete",
+        "clusterivyaccounts.webhooks.ivy.dev",
+        &shared,
+        "--wait=false",
+    ])
+    .await;
 }
