@@ -11,7 +11,7 @@ use crate::controller::converge::converge;
 use crate::controller::error::{Error, Result};
 use crate::controller::events::{self, EventReason};
 use crate::controller::outcome::{Interrupt, Retry, ivy_failure, retry_soon, warrants_event};
-use crate::controller::secret::{SecretOwnership, StoredSecret, classify};
+use crate::controller::secret::{SecretOwnership, StoredSecret, classify, template_outdated};
 use crate::controller::status::{Outcome, Reason};
 use crate::controller::target::{Target, is_controlled_by};
 use crate::controller::validate::{SpecError, validate};
@@ -49,32 +49,34 @@ pub async fn apply(sub: Arc<WebhookSubscription>, ctx: Arc<Context>) -> Result<A
     let needs_owner = existing
         .as_ref()
         .is_some_and(|s| !is_controlled_by(s, &target.uid));
+    let template_outdated = existing.as_ref().is_some_and(|s| template_outdated(s, sub));
 
     let backoff = |floor| ctx.backoff.next_delay(&target.key, floor);
-    let (outcome, action) = match converge(&target, &ctx, stored, needs_owner).await {
-        Ok((outcome, next_check)) => {
-            ctx.backoff.reset(&target.key);
-            (outcome, Action::requeue(next_check))
-        }
-        Err(Interrupt::Kube(error)) => return Err(error),
-        Err(Interrupt::Stop { outcome, retry }) => {
-            ctx.backoff.reset(&target.key);
-            (outcome, retry.action(backoff))
-        }
-        Err(Interrupt::RetrySoon) => {
-            let (outcome, retry) = retry_soon();
-            (outcome, retry.action(backoff))
-        }
-        Err(Interrupt::Ivy { action, error }) => {
-            ctx.verified.forget(&target.key);
-            let (outcome, retry) = ivy_failure(&ctx.config, action, &error, backoff);
-            if warrants_event(&error) {
-                let reason = EventReason::Failed(outcome.reason);
-                events::warning(&ctx, sub, reason, outcome.message.clone()).await;
+    let (outcome, action) =
+        match converge(&target, &ctx, stored, needs_owner, template_outdated).await {
+            Ok((outcome, next_check)) => {
+                ctx.backoff.reset(&target.key);
+                (outcome, Action::requeue(next_check))
             }
-            (outcome, retry.action(backoff))
-        }
-    };
+            Err(Interrupt::Kube(error)) => return Err(error),
+            Err(Interrupt::Stop { outcome, retry }) => {
+                ctx.backoff.reset(&target.key);
+                (outcome, retry.action(backoff))
+            }
+            Err(Interrupt::RetrySoon) => {
+                let (outcome, retry) = retry_soon();
+                (outcome, retry.action(backoff))
+            }
+            Err(Interrupt::Ivy { action, error }) => {
+                ctx.verified.forget(&target.key);
+                let (outcome, retry) = ivy_failure(&ctx.config, action, &error, backoff);
+                if warrants_event(&error) {
+                    let reason = EventReason::Failed(outcome.reason);
+                    events::warning(&ctx, sub, reason, outcome.message.clone()).await;
+                }
+                (outcome, retry.action(backoff))
+            }
+        };
     finish(&target, &ctx, outcome, action).await
 }
 

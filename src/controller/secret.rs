@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
+use sha2::{Digest, Sha256};
+
 use crate::crd::WebhookSubscription;
 use crate::ivy::SigningSecret;
 
@@ -163,6 +165,35 @@ fn read_stored(secret: &Secret) -> StoredSecret {
     }
 }
 
+/// Annotation: a digest of the `spec.secretTemplate` the Secret was written with, so that a
+/// changed template (or one removed) is written again even when nothing else changed.
+pub const ANNOTATION_TEMPLATE: &str = "webhooks.ivy.dev/template";
+
+/// The digest [`ANNOTATION_TEMPLATE`] holds for `sub`'s template; `None` without a template.
+pub fn template_digest(sub: &WebhookSubscription) -> Option<String> {
+    let template = sub.spec.secret_template.as_ref()?;
+    let mut hasher = Sha256::new();
+    for (kind, map) in [("l", &template.labels), ("a", &template.annotations)] {
+        for (key, value) in map {
+            for part in [kind, key.as_str(), value.as_str()] {
+                hasher.update(part.as_bytes());
+                hasher.update([0]);
+            }
+        }
+    }
+    Some(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Whether `secret` was written with another template than `sub` has now.
+pub fn template_outdated(secret: &Secret, sub: &WebhookSubscription) -> bool {
+    let written = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_TEMPLATE));
+    written.cloned() != template_digest(sub)
+}
+
 /// Prefix of the annotations the operator keeps its memory in: a `spec.secretTemplate`
 /// annotation under it is never written, so a template cannot pose as the operator's record.
 pub const OPERATOR_ANNOTATION_PREFIX: &str = "webhooks.ivy.dev/";
@@ -216,6 +247,7 @@ pub fn desired_secret(sub: &WebhookSubscription, stored: &StoredSecret, owned: b
         ANNOTATION_CREATE_ATTEMPT,
         stored.attempt.as_ref().map(ToString::to_string),
     );
+    note(ANNOTATION_TEMPLATE, template_digest(sub));
 
     let name = sub.metadata.name.clone().unwrap_or_default();
     let mut labels = template.labels;
@@ -310,6 +342,21 @@ mod tests {
             annotations: pairs(annotations),
         });
         sub
+    }
+
+    #[test]
+    fn a_changed_or_removed_template_marks_the_secret_for_rewriting() {
+        let first = with_template(&[("team", "shop")], &[]);
+        let written = desired_secret(&first, &stored(), true);
+        assert!(!template_outdated(&written, &first));
+        let changed = with_template(&[("team", "payments")], &[]);
+        assert!(template_outdated(&written, &changed));
+        assert!(template_outdated(&written, &sub()), "template removed");
+        let plain = desired_secret(&sub(), &stored(), true);
+        assert!(
+            !template_outdated(&plain, &sub()),
+            "no template, nothing to do"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) struct Inputs<'a> {
     pub verified: Option<u64>,
     /// The Secret exists but does not name this resource as its controller yet.
     pub needs_owner: bool,
+    /// The Secret was written with another `spec.secretTemplate`: write it again at the end.
+    pub template_outdated: bool,
     /// The resource is being deleted: nothing may be created for it.
     pub deleting: bool,
     /// Whether existing subscriptions may be taken over.

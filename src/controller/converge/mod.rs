@@ -43,6 +43,7 @@ pub(crate) async fn converge(
     ctx: &Context,
     stored: StoredSecret,
     needs_owner: bool,
+    template_outdated: bool,
 ) -> Step<(Outcome, Duration)> {
     let original = stored.clone();
     let now = ctx.now();
@@ -59,6 +60,7 @@ pub(crate) async fn converge(
             .verified
             .fresh_fingerprint(&target.key, ctx.config.resync_interval, now),
         needs_owner,
+        template_outdated,
         deleting: target.sub.metadata.deletion_timestamp.is_some(),
         allow_adoption: ctx.config.allow_adoption,
         recorded_id: target
@@ -148,7 +150,7 @@ async fn finish(
     let stored = facts.stored;
     let unchanged = match target.persisted() {
         Some(last) => last == stored,
-        None => stored == *original && !inputs.needs_owner,
+        None => stored == *original && !inputs.needs_owner && !inputs.template_outdated,
     };
     if !unchanged {
         target.write_secret(&stored, true).await?;

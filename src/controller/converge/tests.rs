@@ -155,6 +155,7 @@ impl Situation {
                 .verified
                 .then(|| fingerprint(&self.sub, &self.facts.stored)),
             needs_owner: self.needs_owner,
+            template_outdated: false,
             deleting: self.deleting,
             allow_adoption: self.allow_adoption,
             recorded_id: self.recorded_id.as_deref(),
