@@ -40,6 +40,8 @@ pub struct Writes {
     pub operator_resources: u64,
     /// By `resource verb`, e.g. `secrets APPLY`.
     pub by_resource_verb: BTreeMap<String, u64>,
+    /// Reads (GET, LIST; watches not counted) by `resource verb`, any client.
+    pub reads_by_resource_verb: BTreeMap<String, u64>,
     /// Answers 429 (too many requests) to any request, reads included.
     pub throttled: u64,
 }
@@ -88,6 +90,12 @@ impl Snapshot {
                 writes.throttled += delta;
             }
             if !WRITE_VERBS.contains(&verb.as_str()) {
+                if verb == "GET" || verb == "LIST" {
+                    *writes
+                        .reads_by_resource_verb
+                        .entry(format!("{resource} {verb}"))
+                        .or_insert(0) += delta;
+                }
                 continue;
             }
             writes.total += delta;

@@ -15,6 +15,7 @@ use serde_json::json;
 use ivy_webhook_operator::crd::WebhookSubscription;
 
 use crate::apiserver::{self, Writes};
+use crate::cpu::{CpuUse, CpuWatch};
 use crate::workload;
 
 /// The field manager the operator uses, so that the floor's applies cost what its own do.
@@ -25,21 +26,25 @@ const FIELD_MANAGER: &str = "ivy-webhook-operator";
 /// operator's run, which comes later, never sees them.
 const WARM_UP: usize = 20;
 
-/// Runs the floor for `n` subscriptions (after an untimed warm-up); returns the wall time
-/// and the apiserver's count of the writes meanwhile.
+/// Runs the floor for `n` subscriptions (after an untimed warm-up); returns the wall time,
+/// the apiserver's count of the writes meanwhile and where the CPU went.
 pub async fn run(
     client: &Client,
     namespace: &str,
     n: usize,
     concurrency: u16,
-) -> anyhow::Result<(Duration, Writes)> {
+    cpu: &CpuWatch,
+) -> anyhow::Result<(Duration, Writes, CpuUse)> {
     let warm_up = (0..WARM_UP).map(|i| format!("warm-up-{i:02}"));
     write_all(client, namespace, warm_up, concurrency).await?;
     let before = apiserver::snapshot(client).await?;
+    let cpu_before = cpu.sample();
     let started = Instant::now();
     write_all(client, namespace, (0..n).map(workload::name), concurrency).await?;
     let elapsed = started.elapsed();
-    Ok((elapsed, apiserver::snapshot(client).await?.since(&before)))
+    let used = cpu.sample().since(&cpu_before);
+    let writes = apiserver::snapshot(client).await?.since(&before);
+    Ok((elapsed, writes, used))
 }
 
 async fn write_all(

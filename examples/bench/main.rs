@@ -9,6 +9,7 @@
 //! JSON; exits non-zero when a correctness check failed.
 
 mod apiserver;
+mod cpu;
 mod emulator;
 mod floor;
 mod measure;
@@ -245,9 +246,16 @@ async fn run(settings: &Settings, client: &Client) -> anyhow::Result<Figures> {
         "floor: {} x (create, Secret, status) at concurrency {}",
         settings.n, settings.concurrency
     ));
-    let (floor, floor_writes) =
-        floor::run(client, FLOOR_NAMESPACE, settings.n, settings.concurrency).await?;
-    figures.record_floor(floor, &floor_writes);
+    let cpu = cpu::CpuWatch::new(&[("emulator", emulator.process.pid)]);
+    let (floor, floor_writes, floor_cpu) = floor::run(
+        client,
+        FLOOR_NAMESPACE,
+        settings.n,
+        settings.concurrency,
+        &cpu,
+    )
+    .await?;
+    figures.record_floor(floor, &floor_writes, floor_cpu);
 
     let result = measure::run(
         settings,

@@ -13,6 +13,7 @@ use kube::api::{Api, ListParams};
 
 use ivy_webhook_operator::crd::WebhookSubscription;
 
+use crate::cpu::CpuWatch;
 use crate::emulator::{Admin, Mutation};
 use crate::procs::{self, Operator, Process};
 use crate::report::{Figures, percentile, round};
@@ -158,25 +159,34 @@ async fn create_n(
     ivy.reset_counts().await?;
     let seq = ivy.last_seq().await?;
     let before = apiserver::snapshot(client).await?;
-    let (operator_cpu, emulator_cpu) = (operator.process.cpu_seconds()?, emulator.cpu_seconds()?);
+    let cpu = CpuWatch::new(&[
+        ("operator", operator.process.pid),
+        ("emulator", emulator.pid),
+    ]);
+    let cpu_before = cpu.sample();
+    let reconciles = operator.reconciles().await?;
     let started = Instant::now();
     let apply = workload::create_all(client, OPERATOR_NAMESPACE, n, settings.concurrency).await?;
     let ready_at = tracker
         .wait_ready(n + 1, Duration::from_secs(300 + n as u64 / 5))
         .await?;
+    let cpu_used = cpu.sample().since(&cpu_before);
     figures.memory.at_n_ready = operator.process.memory()?;
     operator.process.ensure_running()?;
     let writes = apiserver::snapshot(client).await?.since(&before);
     let calls = ivy.calls().await?;
+    let reconciles = operator.reconciles().await?.saturating_sub(reconciles);
     let create = &mut figures.create;
+    create.reconciles_per_subscription = round(reconciles as f64 / n as f64, 2);
     create.apply_s = round(apply.as_secs_f64(), 2);
     create.all_ready_s = round((ready_at - started).as_secs_f64(), 2);
     create.ratio_to_floor = round(create.all_ready_s / figures.floor.seconds.max(0.001), 2);
     create.writes_per_subscription = round(writes.total as f64 / n as f64, 2);
     create.writes = writes;
     create.ivy_calls_per_create = calls.per("create").map(|v| round(v, 3));
-    create.operator_cpu_s = round(operator.process.cpu_seconds()? - operator_cpu, 2);
-    create.emulator_cpu_s = round(emulator.cpu_seconds()? - emulator_cpu, 2);
+    let floor_cpu = figures.floor.cpu.apiserver_and_etcd().max(0.01);
+    create.apiserver_cpu_ratio_to_floor = round(cpu_used.apiserver_and_etcd() / floor_cpu, 2);
+    create.cpu = cpu_used;
     let mut handling = handling_ms(&ivy.mutations_after(seq).await?, "create");
     handling.sort_by(f64::total_cmp);
     create.emulator_create_ms_p50 = round(percentile(&handling, 50.0), 3);

@@ -94,25 +94,6 @@ impl Process {
             peak_rss_mib: field("VmHWM:")?,
         })
     }
-
-    /// User + system CPU seconds used so far.
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        let rest = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest)
-            .context("unexpected /proc/PID/stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-        let ticks = |i: usize| -> anyhow::Result<f64> {
-            Ok(fields
-                .get(i)
-                .context("short /proc/PID/stat")?
-                .parse::<f64>()?)
-        };
-        Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
-    }
 }
 
 /// Resident memory of a process, MiB.
@@ -170,6 +151,26 @@ pub async fn start_emulator(program: &Path, logs: &Path) -> anyhow::Result<Emula
 pub struct Operator {
     pub process: Process,
     pub metrics_addr: String,
+}
+
+impl Operator {
+    /// The operator's count of finished reconciles (`ivywh_reconciles_total`, every result).
+    pub async fn reconciles(&self) -> anyhow::Result<u64> {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .get(&url)
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("ivywh_reconciles_total"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+            .sum::<f64>() as u64)
+    }
 }
 
 /// Starts `ivy-webhook-operator run` against the emulator, watching one namespace, with the
@@ -277,13 +278,35 @@ pub fn unix_nanos() -> u128 {
         .unwrap_or_default()
 }
 
+/// User + system CPU seconds process `pid` used so far.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
+}
+
 /// `getconf CLK_TCK` (the unit of /proc CPU times), 100 when it cannot be asked.
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+pub fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::Settings;
 use crate::apiserver::Writes;
+use crate::cpu::CpuUse;
 use crate::emulator::Calls;
 use crate::procs::Memory;
 
@@ -82,6 +83,7 @@ pub struct Floor {
     pub seconds: f64,
     pub writes: Writes,
     pub writes_per_subscription: f64,
+    pub cpu: CpuUse,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -103,13 +105,16 @@ pub struct Create {
     pub ratio_to_floor: f64,
     pub writes: Writes,
     pub writes_per_subscription: f64,
+    /// Reconciles the operator finished, per subscription.
+    pub reconciles_per_subscription: f64,
     pub ivy: Calls,
     pub ivy_calls_per_create: Option<f64>,
     /// The emulator's own time per create, from its mutation log.
     pub emulator_create_ms_p50: f64,
     pub emulator_create_ms_p99: f64,
-    pub operator_cpu_s: f64,
-    pub emulator_cpu_s: f64,
+    pub cpu: CpuUse,
+    /// The apiserver's and etcd's CPU seconds for the operator's run over the floor's.
+    pub apiserver_cpu_ratio_to_floor: f64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -197,11 +202,12 @@ impl Figures {
         }
     }
 
-    pub fn record_floor(&mut self, elapsed: std::time::Duration, writes: &Writes) {
+    pub fn record_floor(&mut self, elapsed: std::time::Duration, writes: &Writes, cpu: CpuUse) {
         self.floor = Floor {
             seconds: round(elapsed.as_secs_f64(), 2),
             writes: writes.clone(),
             writes_per_subscription: round(writes.total as f64 / self.run.n as f64, 2),
+            cpu,
         };
         let expected = self.run.n as u64;
         for key in [
@@ -337,6 +343,14 @@ pub fn markdown(f: &Figures) -> String {
         ),
     );
     row(
+        "apiserver reads per subscription (operator run, all clients)",
+        breakdown(&f.create.writes.reads_by_resource_verb, f.run.n),
+    );
+    row(
+        "operator reconciles per subscription",
+        format!("{:.2}", f.create.reconciles_per_subscription),
+    );
+    row(
         "Ivy calls per create",
         format!(
             "{} ({}; {} non-2xx)",
@@ -352,12 +366,34 @@ pub fn markdown(f: &Figures) -> String {
             f.create.emulator_create_ms_p50, f.create.emulator_create_ms_p99
         ),
     );
+    let (floor_cpu, create_cpu) = (&f.floor.cpu, &f.create.cpu);
     row(
-        "CPU during create: operator / emulator",
+        "CPU s during the floor: apiserver + etcd / bench / other users of the machine",
         format!(
-            "{:.1} s / {:.1} s",
-            f.create.operator_cpu_s, f.create.emulator_cpu_s
+            "{:.1} / {:.1} / {:.1} (of {:.1} s x {} cores)",
+            floor_cpu.apiserver_and_etcd(),
+            floor_cpu.role("bench"),
+            floor_cpu.others_s,
+            floor_cpu.wall_s,
+            f.machine.cores
         ),
+    );
+    row(
+        "CPU s during create: apiserver + etcd / operator / emulator / bench / other users",
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1} / {:.1} (of {:.1} s x {} cores)",
+            create_cpu.apiserver_and_etcd(),
+            create_cpu.role("operator"),
+            create_cpu.role("emulator"),
+            create_cpu.role("bench"),
+            create_cpu.others_s,
+            create_cpu.wall_s,
+            f.machine.cores
+        ),
+    );
+    row(
+        "apiserver + etcd CPU: operator run / floor",
+        format!("{:.2}x", f.create.apiserver_cpu_ratio_to_floor),
     );
     row(
         "Ivy calls per delete",
