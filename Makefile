@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help test demo lint unit k8s-bins crd chart-check clean-k8s-cache
+.PHONY: help test demo bench lint unit k8s-bins crd chart-check clean-k8s-cache
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 test: ## every check and test, unit and end to end, on a local control plane (what CI runs)
 	hack/test.sh
+
+bench: ## measure a release build against the apiserver's floor (N=1000; N, IDLE, CHANGES, CONCURRENCY)
+	hack/bench.sh
 
 demo: ## local control plane + emulator + operator + receiver; leaves a kubeconfig until Ctrl-C
 	hack/demo.sh

@@ -30,5 +30,6 @@ hack/with-control-plane.sh bash -c '
   set -euo pipefail
   hack/chart-check.sh
   cargo test --locked -- --test-threads="${IVY_TEST_THREADS:-4}"
+  "${CARGO_TARGET_DIR:-target}/debug/examples/bench" --smoke
 '
 printf '\n==> make test passed in %ss\n' "$((SECONDS - started))" >&2

@@ -38,7 +38,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
@@ -86,6 +86,16 @@ pub fn error_policy(sub: Arc<WebhookSubscription>, error: &Error, ctx: Arc<Conte
     Action::requeue(delay)
 }
 
+/// Annotation `kubectl apply` (client-side) keeps a full copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a cached resource what no reconcile reads: the managed fields (every writer's
+/// field sets) and `kubectl apply`'s copy of the object, together most of its size.
+fn trim_for_cache(sub: &mut WebhookSubscription) {
+    sub.managed_fields_mut().clear();
+    sub.annotations_mut().remove(LAST_APPLIED);
+}
+
 /// Runs the controller until `shutdown` resolves. `on_ready` is called once the watches have
 /// listed everything (caches synced), for `/readyz`.
 pub async fn run(
@@ -116,8 +126,17 @@ pub async fn run(
                 ready();
             }
         })
+        .modify(trim_for_cache)
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        // The operator's own status writes change nothing a reconcile decides on; a spec
+        // change or a deletion moves the generation, the rest is annotations and finalizers.
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
     let controller = Controller::for_stream(trigger, reader)
         .owns(secrets, secret_watch)
         .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
