@@ -180,7 +180,7 @@ fn operator_default_concurrency() -> anyhow::Result<u16> {
     .context("cannot read the operator's default flags")?;
     match cli.command {
         Command::Run(args) => Ok(args.concurrency),
-        Command::Crd => bail!("the operator's flags did not parse as `run`"),
+        Command::Crd(_) => bail!("the operator's flags did not parse as `run`"),
     }
 }
 
