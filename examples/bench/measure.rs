@@ -381,8 +381,8 @@ async fn spec_changes(
     Ok(())
 }
 
-/// One delete-collection request -> every resource gone (the operator deleted each remote
-/// subscription and removed its finalizer).
+/// Every resource deleted (one request each) -> every resource gone (the operator deleted
+/// each remote subscription and removed its finalizer).
 async fn delete_all(
     settings: &Settings,
     client: &Client,
@@ -393,8 +393,10 @@ async fn delete_all(
 ) -> anyhow::Result<()> {
     phase("deleting every resource");
     ivy.reset_counts().await?;
+    let names: Vec<String> = tracker.subscription_ids().into_keys().collect();
     let started = Instant::now();
-    workload::delete_all(client, OPERATOR_NAMESPACE).await?;
+    let requests =
+        workload::delete_all(client, OPERATOR_NAMESPACE, names, settings.concurrency).await?;
     let gone_at = tracker
         .wait_empty(Duration::from_secs(300 + settings.n as u64 / 5))
         .await?;
@@ -402,6 +404,7 @@ async fn delete_all(
     let calls = ivy.calls().await?;
     let left = ivy.subscription_count().await?;
     let delete = &mut figures.delete;
+    delete.requests_s = round(requests.as_secs_f64(), 2);
     delete.seconds = round((gone_at - started).as_secs_f64(), 2);
     delete.ivy_calls_per_delete = calls.per("delete").map(|v| round(v, 3));
     delete.subscriptions_left_at_ivy = left;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use ivy_webhook_operator::crd::WebhookSubscription;
@@ -81,12 +81,29 @@ pub async fn change_description(
     Ok(())
 }
 
-/// Deletes every WebhookSubscription of the namespace in one request, as
-/// `kubectl delete ivywh --all` does.
-pub async fn delete_all(client: &Client, namespace: &str) -> anyhow::Result<()> {
+/// Deletes the given resources one by one, `concurrency` at a time, as `kubectl delete ivywh
+/// --all` does (a single delete-collection of 10,000 resources with finalizers outlasts the
+/// apiserver's 60 s request timeout on a small machine); returns how long the requests took.
+pub async fn delete_all(
+    client: &Client,
+    namespace: &str,
+    names: Vec<String>,
+    concurrency: u16,
+) -> anyhow::Result<Duration> {
     let api: Api<WebhookSubscription> = Api::namespaced(client.clone(), namespace);
-    api.delete_collection(&DeleteParams::background(), &ListParams::default())
-        .await
-        .with_context(|| format!("cannot delete the WebhookSubscriptions of {namespace}"))?;
-    Ok(())
+    let started = Instant::now();
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                api.delete(&name, &DeleteParams::background())
+                    .await
+                    .map(drop)
+                    .with_context(|| format!("cannot delete {namespace}/{name}"))
+            }
+        })
+        .buffer_unordered(usize::from(concurrency))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(started.elapsed())
 }
